@@ -75,7 +75,7 @@ func testPromote(t *testing.T, h Harness) {
 	at := epoch.Add(time.Hour)
 	must(t, "WritePending", b.WritePending(ctx, "rot-1", Second, at))
 	mustIs(t, "Promote with a wrong fingerprint",
-		b.Promote(ctx, "rot-1", First.Fingerprint()), backends.ErrWrongSecret)
+		b.Promote(ctx, "rot-1", Tricky.Fingerprint()), backends.ErrWrongSecret)
 
 	must(t, "Promote", b.Promote(ctx, "rot-1", Second.Fingerprint()))
 	must(t, "Promote again", b.Promote(ctx, "rot-1", Second.Fingerprint()))
