@@ -153,4 +153,3 @@ func TestCreateTagsAndString(t *testing.T) {
 }
 
 var epoch = time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
-

@@ -145,6 +145,9 @@ func (b *Backend) writePending(ctx context.Context, rotationID string, s secret.
 		return fmt.Errorf("the secret does not exist yet: %w", backends.ErrNotFound)
 	}
 	body, token := b.encode(s, createdAt, rotationID)
+	if st.current != nil && st.current.id == token {
+		return nil // written and promoted already
+	}
 	if p := st.pending; p != nil {
 		if p.secret.RotationID != rotationID {
 			return b.foreignPending(p)
