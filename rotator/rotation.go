@@ -1,0 +1,102 @@
+package rotator
+
+import (
+	"time"
+
+	"github.com/keyturn/keyturn/secret"
+)
+
+// State is a step of the rotation state machine.
+type State string
+
+// The states, in order.
+const (
+	StateDue           State = "due"
+	StateAwaitNew      State = "await_new"
+	StateVerifyNew     State = "verify_new"
+	StateStaged        State = "staged"
+	StatePromoted      State = "promoted"
+	StateDraining      State = "draining"
+	StateAwaitDelete   State = "await_delete"
+	StateVerifyRevoked State = "verify_revoked"
+	StateRetired       State = "retired"
+	StateDone          State = "done"
+	// StateAborted ends a rotation stopped before promotion.
+	StateAborted State = "aborted"
+)
+
+// Kinds of rotation.
+const (
+	KindRoutine   = "routine"
+	KindEmergency = "emergency"
+)
+
+// Terminal reports whether s ends a rotation.
+func (s State) Terminal() bool { return s == StateDone || s == StateAborted }
+
+// beforePromotion reports whether the new secret has not reached the
+// backend's current stage yet, which is when abort is still safe.
+func (s State) beforePromotion() bool {
+	switch s {
+	case StateDue, StateAwaitNew, StateVerifyNew, StateStaged:
+		return true
+	}
+	return false
+}
+
+// Rotation is one rotation of one credential, as persisted.
+type Rotation struct {
+	ID        string    `json:"id"`
+	App       string    `json:"app"`
+	Kind      string    `json:"kind"`
+	State     State     `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedBy string    `json:"started_by,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+
+	// Old is the secret being replaced: current when the rotation began.
+	Old SecretInfo `json:"old"`
+	// New is the secret handed over; empty until submit.
+	New SecretInfo `json:"new,omitzero"`
+
+	DrainUntil time.Time `json:"drain_until,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+	// Prompts remembers what was sent for each waiting state, so a
+	// restart never repeats a prompt for the same instant.
+	Prompts map[State]*PromptState `json:"prompts,omitempty"`
+	// RetryAt holds back a machine step that failed transiently.
+	RetryAt  time.Time `json:"retry_at,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+	// LastError is the last failure a person should know about.
+	LastError string `json:"last_error,omitempty"`
+
+	Timeline []Mark `json:"timeline"`
+}
+
+// SecretInfo names a secret without its value.
+type SecretInfo struct {
+	Fingerprint secret.Fingerprint `json:"fingerprint,omitempty"`
+	CreatedAt   time.Time          `json:"created_at,omitzero"`
+}
+
+// Mark is one entry of a rotation's timeline.
+type Mark struct {
+	State State     `json:"state"`
+	At    time.Time `json:"at"`
+	By    string    `json:"by,omitempty"`
+}
+
+// PromptState is what was sent for one waiting state.
+type PromptState struct {
+	FirstAt   time.Time `json:"first_at"`
+	LastAt    time.Time `json:"last_at"`
+	Reminders int       `json:"reminders"`
+	Escalated bool      `json:"escalated,omitempty"`
+}
+
+// WaitsForPerson reports whether r is parked until someone acts.
+func (r *Rotation) WaitsForPerson() bool {
+	return r.State == StateAwaitNew || r.State == StateAwaitDelete
+}
