@@ -99,6 +99,7 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	}
 	b.client = secretsmanager.NewFromConfig(cfg, func(so *secretsmanager.Options) {
 		so.Retryer = newRetryer()
+		so.APIOptions = append(so.APIOptions, addXMLErrors)
 		if so.BaseEndpoint == nil {
 			so.BaseEndpoint = fallbackEndpoint(o.Endpoint)
 		}

@@ -1,13 +1,16 @@
 package awssm
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/keyturn/keyturn/backends"
 	"github.com/keyturn/keyturn/backends/conformance"
+	"github.com/keyturn/keyturn/secret"
 )
 
 var ctx = context.Background()
@@ -153,3 +157,51 @@ func TestCreateTagsAndString(t *testing.T) {
 }
 
 var epoch = time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
+
+// TestNoValueInLogsOrErrors walks a rotation, with its failures, logging at
+// Debug, and checks that no secret value reaches a log line or an error.
+func TestNoValueInLogsOrErrors(t *testing.T) {
+	var logs bytes.Buffer
+	o := testOptions(t, uniqueName(t))
+	o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
+		Level: slog.LevelDebug}))
+	b := open(t, o)
+
+	var errs []error
+	step := func(err error) { errs = append(errs, err) }
+	step(b.Init(ctx, first, epoch))
+	step(b.Init(ctx, second, epoch))
+	step(b.WritePending(ctx, "rot-1", tricky, epoch))
+	step(b.WritePending(ctx, "rot-1", second, epoch))
+	step(b.WritePending(ctx, "rot-2", tricky, epoch))
+	step(b.Promote(ctx, "rot-1", tricky.Fingerprint()))
+	step(b.Promote(ctx, "rot-1", second.Fingerprint()))
+	step(b.RemovePrevious(ctx, second.Fingerprint()))
+	step(b.Rollback(ctx, "rot-1", second.Fingerprint()))
+	step(b.Promote(ctx, "rot-1", second.Fingerprint()))
+	step(b.RemovePrevious(ctx, first.Fingerprint()))
+
+	text := logs.String()
+	for _, err := range errs {
+		if err != nil {
+			text += "\n" + err.Error()
+		}
+	}
+	if !strings.Contains(text, string(second.Fingerprint())) {
+		t.Error("logs and errors never name the promoted secret by fingerprint")
+	}
+	for _, v := range []secret.Value{first, second, tricky} {
+		if strings.Contains(text, v.Reveal()) {
+			t.Errorf("a secret value (%s) appears in logs or errors", v.Fingerprint())
+		}
+	}
+	if got := len(errs); got != 11 {
+		t.Fatalf("%d steps recorded", got)
+	}
+	for i, wantErr := range []bool{false, true, false, false, true, true, false, true,
+		false, false, false} {
+		if (errs[i] != nil) != wantErr {
+			t.Errorf("step %d: error %v, want error: %v", i+1, errs[i], wantErr)
+		}
+	}
+}
