@@ -1,6 +1,7 @@
 package awssm
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,6 +101,7 @@ func TestAccessDenied(t *testing.T) {
 	ep, keys := iamMoto(t, map[string]string{
 		"reader":  allow(read...),
 		"creator": allow(append(read, "secretsmanager:CreateSecret")...),
+		"deploy":  deployPolicy(t),
 	})
 	const account = "arn:aws:iam::123456789012:user/"
 
@@ -114,6 +117,25 @@ func TestAccessDenied(t *testing.T) {
 		}
 	})
 
+	t.Run("the deploy policy's actions allow a whole rotation", func(t *testing.T) {
+		o := testOptions(t, "smartcar/"+uniqueName(t))
+		o.AWSConfig = testConfig(ep, keys["deploy"][0], keys["deploy"][1])
+		b := open(t, o)
+		for i, err := range []error{
+			b.Init(ctx, first, epoch),
+			b.WritePending(ctx, "rot-1", second, epoch),
+			b.Promote(ctx, "rot-1", second.Fingerprint()),
+			b.Rollback(ctx, "rot-1", second.Fingerprint()),
+			b.Promote(ctx, "rot-1", second.Fingerprint()),
+			b.RemovePrevious(ctx, first.Fingerprint()),
+			b.WritePending(ctx, "rot-2", tricky, epoch),
+			b.DiscardPending(ctx, "rot-2"),
+		} {
+			if err != nil {
+				t.Fatalf("step %d: %v", i+1, err)
+			}
+		}
+	})
 	t.Run("CreateSecret, before the secret's arn is known", func(t *testing.T) {
 		b := deniedBackend(t, ep, keys["reader"])
 		err := b.Init(ctx, first, epoch)
@@ -139,6 +161,82 @@ func TestAccessDenied(t *testing.T) {
 				token+` as AWSPENDING: access denied: `+account+`creator may not call `+
 				`secretsmanager:PutSecretValue on `+st.arn)
 	})
+}
+
+// deployPolicy returns the actions of deploy/aws/iam-policy.json, each
+// statement's Resource widened to "*" and its Condition dropped: moto 5.2
+// authorizes Secrets Manager calls against resource "*" and does not
+// evaluate these conditions, so only the list of actions can be tested.
+func deployPolicy(t *testing.T) string {
+	var doc struct {
+		Version   string
+		Statement []map[string]any
+	}
+	readPolicy(t, &doc)
+	for _, st := range doc.Statement {
+		st["Resource"] = "*"
+		delete(st, "Condition")
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func readPolicy(t *testing.T, into any) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/aws/iam-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("deploy/aws/iam-policy.json: %v", err)
+	}
+}
+
+// TestPolicyListsEveryCall checks deploy/aws/iam-policy.json allows each
+// Secrets Manager call this package makes and nothing more (TagResource is
+// what CreateSecret needs to tag).
+func TestPolicyListsEveryCall(t *testing.T) {
+	var doc struct {
+		Statement []struct{ Action any }
+	}
+	readPolicy(t, &doc)
+	inPolicy := map[string]bool{}
+	for _, st := range doc.Statement {
+		actions, ok := st.Action.([]any)
+		if !ok {
+			actions = []any{st.Action}
+		}
+		for _, a := range actions {
+			if name, ok := strings.CutPrefix(a.(string), "secretsmanager:"); ok {
+				inPolicy[name] = true
+			}
+		}
+	}
+
+	called := map[string]bool{"TagResource": true}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := regexp.MustCompile(`b\.client\.(\w+)\(`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range call.FindAllStringSubmatch(string(src), -1) {
+			called[m[1]] = true
+		}
+	}
+	if diff := cmp.Diff(called, inPolicy); diff != "" {
+		t.Errorf("secretsmanager actions (-called +in policy):\n%s", diff)
+	}
 }
 
 func deniedBackend(t *testing.T, endpoint string, key [2]string) *Backend {
