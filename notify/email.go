@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net/textproto"
 
 	mail "github.com/wneessen/go-mail"
 
@@ -96,6 +97,11 @@ func (e *email) message(ev Event) (*mail.Msg, error) {
 func classifyMail(err error) error {
 	var se *mail.SendError
 	if errors.As(err, &se) && !se.IsTemp() && se.ErrorCode() >= 500 {
+		return permanent(err)
+	}
+	// A refused login surfaces as a bare reply, not a SendError.
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 {
 		return permanent(err)
 	}
 	return err

@@ -38,6 +38,7 @@ type logChannel struct {
 
 // Send logs ev once; it cannot fail.
 func (l *logChannel) Send(ctx context.Context, ev Event) error {
+	ev.HandoffURL = ""
 	m := Render(ev)
 	attrs := []slog.Attr{
 		slog.String(keyChannel, l.name),

@@ -12,7 +12,9 @@ func promptCreate(ev Event) Message {
 		Summary: fmt.Sprintf("keyturn is rotating the Smartcar client secret of %s. "+
 			"A person must create the new secret in the Smartcar Dashboard and hand "+
 			"it to keyturn.", appName(ev)),
-		Notes: []string{TokenWindowNote},
+		Notes: []string{"keyturn checks the new secret with a real token request " +
+			"before it uses it; a wrong one is refused and this prompt stays open.",
+			TokenWindowNote},
 	}
 	if ev.Emergency() {
 		m.Title = "Create a replacement client secret for " + ev.App + " now"
@@ -28,9 +30,7 @@ func promptCreate(ev Event) Message {
 	}
 	m.Steps = append(m.Steps,
 		"Create a new client secret. Smartcar shows it only once: copy it.",
-		handoffStep(ev),
-		"keyturn checks the new secret with a real token request before it uses it; "+
-			"a wrong one is refused and this prompt stays open.")
+		handoffStep(ev))
 	return m
 }
 
