@@ -82,7 +82,8 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	}
 	cfg, err := loadConfig(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("awssm: loading aws configuration for %q: %w", o.SecretID, err)
+		return nil, fmt.Errorf("awssm: loading aws configuration for %q: %w",
+			o.SecretID, err)
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("awssm: no aws region for %q: set region in the "+
@@ -145,7 +146,8 @@ func newRetryer() aws.Retryer {
 // they are read here in the same order before Options.Endpoint.
 func fallbackEndpoint(configured string) *string {
 	if !envTrue("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
-		for _, name := range []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"} {
+		names := []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"}
+		for _, name := range names {
 			if v := os.Getenv(name); v != "" {
 				return aws.String(v)
 			}

@@ -45,7 +45,8 @@ func motoEndpoint(t *testing.T) string {
 		t.Fatal(msg)
 	}
 	skipOnce.Do(func() {
-		fmt.Fprintln(os.Stderr, "\n*** SKIPPING backends/awssm TESTS AGAINST MOTO: "+msg+"\n")
+		fmt.Fprintf(os.Stderr, "\n*** SKIPPING backends/awssm TESTS AGAINST MOTO: %s\n\n",
+			msg)
 	})
 	t.Skip(msg)
 	return ""

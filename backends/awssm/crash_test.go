@@ -53,7 +53,7 @@ func TestCrashChild(t *testing.T) {
 	if at == "" {
 		t.Skip("runs only as the crash test's child")
 	}
-	crashPoint = func(name string) {
+	stepHook = func(name string) {
 		if name != at {
 			return
 		}

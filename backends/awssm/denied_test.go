@@ -56,7 +56,8 @@ func iamMoto(t *testing.T, policies map[string]string) (string, map[string][2]st
 			ID     string `xml:"CreateAccessKeyResult>AccessKey>AccessKeyId"`
 			Secret string `xml:"CreateAccessKeyResult>AccessKey>SecretAccessKey"`
 		}
-		iamCall(t, ep, url.Values{"Action": {"CreateAccessKey"}, "UserName": {user}}, &key)
+		iamCall(t, ep, url.Values{"Action": {"CreateAccessKey"},
+			"UserName": {user}}, &key)
 		keys[user] = [2]string{key.ID, key.Secret}
 	}
 	return ep, keys
@@ -67,7 +68,8 @@ func iamMoto(t *testing.T, policies map[string]string) (string, map[string][2]st
 func iamCall(t *testing.T, endpoint string, form url.Values, into any) {
 	t.Helper()
 	form.Set("Version", "2010-05-08")
-	req, err := http.NewRequest(http.MethodPost, endpoint+"/", strings.NewReader(form.Encode()))
+	body := strings.NewReader(form.Encode())
+	req, err := http.NewRequest(http.MethodPost, endpoint+"/", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +96,21 @@ func allow(actions ...string) string {
 		strings.Join(actions, `","`) + `"],"Resource":"*"}]}`
 }
 
+// iamUsers are the IAM users TestAccessDenied runs keyturn as, with the
+// endpoint of the moto that enforces their policies.
+type iamUsers struct {
+	endpoint string
+	keys     map[string][2]string
+}
+
+func (u iamUsers) backend(t *testing.T, user, name string) *Backend {
+	o := testOptions(t, name)
+	o.AWSConfig = testConfig(u.endpoint, u.keys[user][0], u.keys[user][1])
+	return open(t, o)
+}
+
+const motoUsers = "arn:aws:iam::123456789012:user/"
+
 // TestAccessDenied runs keyturn as IAM users that lack one permission and
 // checks the error names who was refused, the action and the resource.
 func TestAccessDenied(t *testing.T) {
@@ -103,64 +120,76 @@ func TestAccessDenied(t *testing.T) {
 		"creator": allow(append(read, "secretsmanager:CreateSecret")...),
 		"deploy":  deployPolicy(t),
 	})
-	const account = "arn:aws:iam::123456789012:user/"
+	u := iamUsers{ep, keys}
+	tests := []struct {
+		name string
+		run  func(*testing.T, iamUsers)
+	}{
+		{"moto difference 7: refusals come in XML", testDeniedXML},
+		{"the deploy policy's actions allow a whole rotation", testDeployPolicy},
+		{"CreateSecret, before the secret's arn is known", testDeniedCreate},
+		{"PutSecretValue, naming the secret's arn", testDeniedPut},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, u) })
+	}
+}
 
-	t.Run("moto difference 7: the refusal is XML the SDK cannot read", func(t *testing.T) {
-		c := secretsmanager.NewFromConfig(*testConfig(ep, keys["reader"][0],
-			keys["reader"][1]))
-		_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-			Name: aws.String(uniqueName(t)), SecretString: aws.String("x")})
-		var de *smithy.DeserializationError
-		if !errors.As(err, &de) {
-			t.Errorf("got %v, want a deserialization error: moto may now answer "+
-				"in JSON like AWS; update the package doc (xmlErrors may go)", err)
-		}
-	})
+func testDeniedXML(t *testing.T, u iamUsers) {
+	key := u.keys["reader"]
+	c := secretsmanager.NewFromConfig(*testConfig(u.endpoint, key[0], key[1]))
+	_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(uniqueName(t)), SecretString: aws.String("x")})
+	var de *smithy.DeserializationError
+	if !errors.As(err, &de) {
+		t.Errorf("got %v, want a deserialization error: moto may now answer "+
+			"in JSON like AWS; update the package doc (xmlErrors may go)", err)
+	}
+}
 
-	t.Run("the deploy policy's actions allow a whole rotation", func(t *testing.T) {
-		o := testOptions(t, "smartcar/"+uniqueName(t))
-		o.AWSConfig = testConfig(ep, keys["deploy"][0], keys["deploy"][1])
-		b := open(t, o)
-		for i, err := range []error{
-			b.Init(ctx, first, epoch),
-			b.WritePending(ctx, "rot-1", second, epoch),
-			b.Promote(ctx, "rot-1", second.Fingerprint()),
-			b.Rollback(ctx, "rot-1", second.Fingerprint()),
-			b.Promote(ctx, "rot-1", second.Fingerprint()),
-			b.RemovePrevious(ctx, first.Fingerprint()),
-			b.WritePending(ctx, "rot-2", tricky, epoch),
-			b.DiscardPending(ctx, "rot-2"),
-		} {
-			if err != nil {
-				t.Fatalf("step %d: %v", i+1, err)
-			}
-		}
-	})
-	t.Run("CreateSecret, before the secret's arn is known", func(t *testing.T) {
-		b := deniedBackend(t, ep, keys["reader"])
-		err := b.Init(ctx, first, epoch)
-		checkDenied(t, err, &AccessDeniedError{Principal: account + "reader",
-			Action: "secretsmanager:CreateSecret", Resource: b.id},
-			`awssm: init "`+b.id+`": creating the secret: access denied: `+account+
-				`reader may not call secretsmanager:CreateSecret on `+b.id)
-	})
-	t.Run("PutSecretValue, naming the secret's arn", func(t *testing.T) {
-		b := deniedBackend(t, ep, keys["creator"])
-		if err := b.Init(ctx, first, epoch); err != nil {
-			t.Fatalf("Init: %v", err)
-		}
-		st, err := b.load(ctx)
+func testDeployPolicy(t *testing.T, u iamUsers) {
+	b := u.backend(t, "deploy", "smartcar/"+uniqueName(t))
+	for i, err := range []error{
+		b.Init(ctx, first, epoch),
+		b.WritePending(ctx, "rot-1", second, epoch),
+		b.Promote(ctx, "rot-1", second.Fingerprint()),
+		b.Rollback(ctx, "rot-1", second.Fingerprint()),
+		b.Promote(ctx, "rot-1", second.Fingerprint()),
+		b.RemovePrevious(ctx, first.Fingerprint()),
+		b.WritePending(ctx, "rot-2", tricky, epoch),
+		b.DiscardPending(ctx, "rot-2"),
+	} {
 		if err != nil {
-			t.Fatalf("load: %v", err)
+			t.Fatalf("step %d: %v", i+1, err)
 		}
-		err = b.WritePending(ctx, "rot-1", second, epoch)
-		_, token := b.encode(second, epoch, "rot-1")
-		checkDenied(t, err, &AccessDeniedError{Principal: account + "creator",
-			Action: "secretsmanager:PutSecretValue", Resource: st.arn},
-			`awssm: write pending for rotation rot-1 of "`+b.id+`": writing version `+
-				token+` as AWSPENDING: access denied: `+account+`creator may not call `+
-				`secretsmanager:PutSecretValue on `+st.arn)
-	})
+	}
+}
+
+func testDeniedCreate(t *testing.T, u iamUsers) {
+	b := u.backend(t, "reader", uniqueName(t))
+	err := b.Init(ctx, first, epoch)
+	checkDenied(t, err, &AccessDeniedError{Principal: motoUsers + "reader",
+		Action: "secretsmanager:CreateSecret", Resource: b.id},
+		`awssm: init "`+b.id+`": creating the secret: access denied: `+motoUsers+
+			`reader may not call secretsmanager:CreateSecret on `+b.id)
+}
+
+func testDeniedPut(t *testing.T, u iamUsers) {
+	b := u.backend(t, "creator", uniqueName(t))
+	if err := b.Init(ctx, first, epoch); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	st, err := b.load(ctx)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	err = b.WritePending(ctx, "rot-1", second, epoch)
+	_, token := b.encode(second, epoch, "rot-1")
+	checkDenied(t, err, &AccessDeniedError{Principal: motoUsers + "creator",
+		Action: "secretsmanager:PutSecretValue", Resource: st.arn},
+		`awssm: write pending for rotation rot-1 of "`+b.id+`": writing version `+
+			token+` as AWSPENDING: access denied: `+motoUsers+`creator may not `+
+			`call secretsmanager:PutSecretValue on `+st.arn)
 }
 
 // deployPolicy returns the actions of deploy/aws/iam-policy.json, each
@@ -239,12 +268,6 @@ func TestPolicyListsEveryCall(t *testing.T) {
 	}
 }
 
-func deniedBackend(t *testing.T, endpoint string, key [2]string) *Backend {
-	o := testOptions(t, uniqueName(t))
-	o.AWSConfig = testConfig(endpoint, key[0], key[1])
-	return open(t, o)
-}
-
 func checkDenied(t *testing.T, err error, want *AccessDeniedError, msg string) {
 	t.Helper()
 	var got *AccessDeniedError
@@ -263,7 +286,8 @@ func checkDenied(t *testing.T, err error, want *AccessDeniedError, msg string) {
 // TestExplain checks the access-denied message for the answers AWS gives,
 // which moto does not reproduce (it names no resource and no reason).
 func TestExplain(t *testing.T) {
-	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:smartcar/prod-AbCdEf"
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:" +
+		"smartcar/prod-AbCdEf"
 	b := &Backend{id: "smartcar/prod"}
 	tests := []struct {
 		name      string
@@ -274,7 +298,8 @@ func TestExplain(t *testing.T) {
 	}{
 		{"AWS names principal, action, resource and reason",
 			&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "User: " +
-				"arn:aws:sts::123456789012:assumed-role/keyturn/i-0abc is not authorized " +
+				"arn:aws:sts::123456789012:assumed-role/keyturn/i-0abc is not " +
+				"authorized " +
 				"to perform: secretsmanager:PutSecretValue on resource: " + arn +
 				" because no identity-based policy allows the " +
 				"secretsmanager:PutSecretValue action"},
@@ -297,7 +322,8 @@ func TestExplain(t *testing.T) {
 				Message: "Access to KMS is not allowed"},
 			"GetSecretValue", arn,
 			"access denied: the aws credentials in use may not call " +
-				"secretsmanager:GetSecretValue on " + arn + " (Access to KMS is not allowed)"},
+				"secretsmanager:GetSecretValue on " + arn +
+				" (Access to KMS is not allowed)"},
 		{"without an arn the secret id is named",
 			&smithy.GenericAPIError{Code: "AccessDeniedException"},
 			"DescribeSecret", "",

@@ -7,7 +7,8 @@
 //
 // Every version's SecretString is one JSON object:
 //
-//	{"client_id":"…","client_secret":"…","created_at":"RFC 3339","rotation_id":"…"}
+//	{"client_id": "…", "client_secret": "…",
+//	 "created_at": "RFC 3339 time", "rotation_id": "…"}
 //
 // rotation_id is empty for the secret stored by Init. A version that is not
 // in this shape (written by another tool) is read as a whole: its whole
@@ -86,5 +87,21 @@
 //     them out. keyturn ignores them.
 //  7. With IAM enforced (INITIAL_NO_AUTH_ACTION_COUNT), access denied comes
 //     as HTTP 403 with an XML AccessDenied body that names no resource;
-//     AWS answers AccessDeniedException in JSON, naming the resource.
+//     AWS answers AccessDeniedException in JSON, naming the resource. A
+//     small middleware decodes the XML so the refusal is still explained.
+//     moto also checks only a policy's actions, against resource "*", and
+//     ignores its conditions, so deploy/aws's scoping is untested here.
+//
+// # Limitations
+//
+// Limitation: the resource and tag scoping of deploy/aws/iam-policy.json
+// is checked only on AWS itself, because moto ignores both (difference 7).
+//
+// Limitation: a secret stored in another shape before keyturn adopted it
+// is read whole, but every version keyturn writes is keyturn's JSON, so a
+// consumer that parses the old shape breaks at the first promotion.
+//
+// Limitation: each List or Get costs up to four calls (DescribeSecret and
+// one GetSecretValue per label), because DescribeSecret returns no values;
+// at keyturn's call rate this is far below Secrets Manager's quotas.
 package awssm

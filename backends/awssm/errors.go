@@ -34,6 +34,7 @@ type AccessDeniedError struct {
 	Err       error
 }
 
+// Error names who was refused which action on which resource.
 func (e *AccessDeniedError) Error() string {
 	who := "the aws credentials in use"
 	if e.Principal != "" {
@@ -62,17 +63,19 @@ func (b *Backend) explain(err error, operation, arn string) error {
 	if !errors.As(err, &api) || !isDenied(err, api) {
 		return err
 	}
-	e := &AccessDeniedError{Action: "secretsmanager:" + operation, Resource: arn, Err: err}
+	e := &AccessDeniedError{Action: "secretsmanager:" + operation, Resource: arn,
+		Err: err}
 	if e.Resource == "" {
 		e.Resource = b.id
 	}
-	if m := deniedText.FindStringSubmatch(strings.TrimSpace(api.ErrorMessage())); m != nil {
+	msg := strings.TrimSpace(api.ErrorMessage())
+	if m := deniedText.FindStringSubmatch(msg); m != nil {
 		e.Principal, e.Action = m[1], m[2]
 		if m[3] != "" {
 			e.Resource = m[3]
 		}
 		e.Reason = m[4]
-	} else if msg := api.ErrorMessage(); msg != "" {
+	} else if msg != "" {
 		e.Reason = msg
 	}
 	return e

@@ -130,8 +130,9 @@ func runHint(t *testing.T, hint string) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Log("aws CLI not installed: clearing through the SDK instead")
 		_, err := rawClient(t).UpdateSecretVersionStage(ctx,
-			&secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(args[4]),
-				VersionStage: aws.String(args[6]), RemoveFromVersionId: aws.String(args[8])})
+			&secretsmanager.UpdateSecretVersionStageInput{
+				SecretId: aws.String(args[4]), VersionStage: aws.String(args[6]),
+				RemoveFromVersionId: aws.String(args[8])})
 		if err != nil {
 			t.Fatalf("clearing AWSPENDING: %v", err)
 		}

@@ -35,9 +35,10 @@ func versionToken(doc document, fp secret.Fingerprint) string {
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
-// crashPoint lets the crash test stop the process between two steps. It
-// does nothing outside that test.
-var crashPoint = func(name string) {}
+// stepHook lets tests stop the process between two steps (the crash test)
+// or change the secret underneath a step (the conflict test). It does
+// nothing outside tests.
+var stepHook = func(name string) {}
 
 // put writes body as a new version with token, labelled label, and makes
 // sure the label is on it: Secrets Manager ignores a repeated write, labels
@@ -51,7 +52,7 @@ func (b *Backend) put(ctx context.Context, st *state, body, token, label string)
 			b.explain(err, "PutSecretValue", st.arn))
 	}
 	b.log.Debug("version written", logVersionID, token, logLabel, label)
-	crashPoint("after-put")
+	stepHook("after-put")
 	if hasLabel(out.VersionStages, label) {
 		return nil
 	}
@@ -84,7 +85,8 @@ func holder(st *state, label string) string {
 // version from (none when empty). Secrets Manager refuses the move when
 // from no longer carries the label, or when another version now does,
 // which is how a concurrent writer surfaces: as ErrCASConflict.
-func (b *Backend) moveLabel(ctx context.Context, st *state, label, to, from string) error {
+func (b *Backend) moveLabel(ctx context.Context, st *state,
+	label, to, from string) error {
 	if to == from {
 		return nil // nothing to move, or already there
 	}

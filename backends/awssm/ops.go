@@ -25,7 +25,8 @@ func (b *Backend) List(ctx context.Context) ([]backends.Secret, error) {
 }
 
 // Get returns the secret at stage, or an error wrapping ErrNotFound.
-func (b *Backend) Get(ctx context.Context, stage backends.Stage) (backends.Secret, error) {
+func (b *Backend) Get(ctx context.Context,
+	stage backends.Stage) (backends.Secret, error) {
 	st, err := b.load(ctx)
 	if err != nil {
 		return backends.Secret{}, b.fail("get "+string(stage), err)

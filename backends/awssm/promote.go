@@ -50,10 +50,11 @@ func (b *Backend) promote(ctx context.Context, rotationID string,
 	if st.current != nil {
 		from = st.current.id
 	}
+	stepHook("before-current-move")
 	if err := b.moveLabel(ctx, st, labelCurrent, p.id, from); err != nil {
 		return err
 	}
-	crashPoint("after-current-move")
+	stepHook("after-current-move")
 	if err := b.moveLabel(ctx, st, labelPending, "", p.id); err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func (b *Backend) rollback(ctx context.Context, rotationID string,
 	if err := b.moveLabel(ctx, st, labelCurrent, st.previous.id, c.id); err != nil {
 		return err
 	}
-	crashPoint("after-rollback-move")
+	stepHook("after-rollback-move")
 	if err := b.moveLabel(ctx, st, labelPrevious, "", c.id); err != nil {
 		return err
 	}

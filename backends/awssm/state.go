@@ -87,7 +87,8 @@ func (b *Backend) load(ctx context.Context) (*state, error) {
 	return st, b.readLabels(ctx, st, on)
 }
 
-func (b *Backend) readLabels(ctx context.Context, st *state, on map[string][]string) error {
+func (b *Backend) readLabels(ctx context.Context, st *state,
+	on map[string][]string) error {
 	one := func(l string) string {
 		if len(on[l]) == 0 {
 			return ""
@@ -153,8 +154,8 @@ func (b *Backend) decode(out *secretsmanager.GetSecretValueOutput,
 	}
 	if label != labelPending && doc.ClientID != "" && b.clientID != "" &&
 		doc.ClientID != b.clientID {
-		return s, fmt.Errorf("it belongs to client id %q, not %q: is the secret id right?",
-			doc.ClientID, b.clientID)
+		return s, fmt.Errorf("it belongs to client id %q, not %q: "+
+			"is the secret id right?", doc.ClientID, b.clientID)
 	}
 	s.Value = secret.New(doc.ClientSecret)
 	s.Fingerprint = s.Value.Fingerprint()
