@@ -230,8 +230,9 @@ func checkOK(t *testing.T, tok Token) {
 	if tok.Latency <= 0 {
 		t.Errorf("Latency = %v, want > 0", tok.Latency)
 	}
-	if got, want := tok.Fingerprint(), secret.New(canaryToken).Fingerprint(); got != want {
-		t.Errorf("Fingerprint = %q, want %q", got, want)
+	wantFP := secret.New(canaryToken).Fingerprint()
+	if got := tok.Fingerprint(); got != wantFP {
+		t.Errorf("Fingerprint = %q, want %q", got, wantFP)
 	}
 }
 
@@ -252,7 +253,8 @@ func TestTokenRequestShape(t *testing.T) {
 	defer srv.Close()
 
 	c := newTestClient(srv.URL+"/oauth2/token", WithUserAgent("keyturn-test/1"))
-	if _, err := c.Token(t.Context(), testClientID, secret.New(canarySecret)); err != nil {
+	_, err := c.Token(t.Context(), testClientID, secret.New(canarySecret))
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := seen{
@@ -281,7 +283,8 @@ func TestEveryCallIsARealRequest(t *testing.T) {
 
 	c := newTestClient(srv.URL)
 	for range 3 {
-		if _, err := c.Token(t.Context(), testClientID, secret.New(canarySecret)); err != nil {
+		_, err := c.Token(t.Context(), testClientID, secret.New(canarySecret))
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -72,7 +72,9 @@ type RequestError struct {
 
 // Error returns a lowercase chain naming the class and the reason. It
 // never contains the client secret, a token or the raw response body.
-func (e *RequestError) Error() string { return "smartcar: token request: " + e.Err.Error() }
+func (e *RequestError) Error() string {
+	return "smartcar: token request: " + e.Err.Error()
+}
 
 // Unwrap returns the cause.
 func (e *RequestError) Unwrap() error { return e.Err }
