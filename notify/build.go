@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +102,20 @@ func Build(chs []config.Channel, opts Options) (map[string]Notifier, error) {
 		}
 		out[ch.Name] = n
 	}
+	shareSecrets(out)
 	return out, errors.Join(errs...)
+}
+
+// shareSecrets lets every channel scrub every channel's credentials from
+// its errors: a receiver may echo anything, even what it should not know.
+func shareSecrets(ns map[string]Notifier) {
+	var all []string
+	for _, n := range ns {
+		all = append(all, n.(interface{ baseOf() *base }).baseOf().secrets...)
+	}
+	for _, n := range ns {
+		n.(interface{ baseOf() *base }).baseOf().secrets = all
+	}
 }
 
 // build makes the notifier of one channel.
@@ -135,7 +149,7 @@ func buildSlack(ch config.Channel, b base, o Options) (Notifier, error) {
 		return nil, err
 	}
 	// The whole URL is the credential; its path is what must not leak.
-	b.secrets = []string{u.String(), u.EscapedPath(), u.Path}
+	b.secrets = urlSecrets(u)
 	return &slack{base: b, url: u, client: o.HTTPClient}, nil
 }
 
@@ -152,10 +166,8 @@ func buildWebhook(ch config.Channel, b base, o Options) (Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.secrets = []string{key}
-	if u.RawQuery != "" {
-		b.secrets = append(b.secrets, u.RawQuery)
-	}
+	// A receiver may put a token in its URL; hide it like Slack's.
+	b.secrets = append(urlSecrets(u), key)
 	return &webhook{base: b, url: u, key: []byte(key), client: o.HTTPClient,
 		clock: o.Clock}, nil
 }
@@ -197,6 +209,21 @@ func buildEmail(ch config.Channel, b base, o Options) (Notifier, error) {
 		e.secrets = []string{pw}
 	}
 	return e, nil
+}
+
+// urlSecrets lists the parts of u that may be credentials: the path, its
+// long segments (Slack's token is the last one) and the query values.
+func urlSecrets(u *url.URL) []string {
+	ss := []string{u.EscapedPath(), u.Path, u.RawQuery}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if len(seg) >= 10 {
+			ss = append(ss, seg)
+		}
+	}
+	for _, vs := range u.Query() {
+		ss = append(ss, vs...)
+	}
+	return slices.DeleteFunc(ss, func(s string) bool { return len(s) < 8 })
 }
 
 // channelURL reads a channel's URL from url or url_file. It never prints

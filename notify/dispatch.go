@@ -181,7 +181,9 @@ func (d *Dispatcher) deliver(name string, j job) {
 	for ; ; try++ {
 		if try > 1 {
 			if werr := d.o.Sleep(ctx, d.wait(try, err)); werr != nil {
-				err = fmt.Errorf("%w (waiting to retry: %w)", err, werr)
+				// Stopped while waiting: the audit log still needs an end.
+				err = fmt.Errorf("%w (stopped before retrying: %w)", err, werr)
+				d.report(name, j.ev, try, OutcomeFailed, err, 0)
 				break
 			}
 		}
@@ -254,7 +256,9 @@ func (d *Dispatcher) recovered(name string) {
 }
 
 // exhausted counts a lost delivery and, once the channel has lost
-// FailingAfter in a row, tells the other channels of the same Send.
+// FailingAfter in a row, tells the other channels of the same Send. A lost
+// notice about another channel is only counted: with several channels
+// down, notices about notices would multiply.
 func (d *Dispatcher) exhausted(name string, j job, tries int, err error) {
 	d.mu.Lock()
 	d.failures[name]++
@@ -262,7 +266,8 @@ func (d *Dispatcher) exhausted(name string, j job, tries int, err error) {
 	streak := d.streak[name]
 	d.mu.Unlock()
 
-	if streak < d.o.FailingAfter || len(j.others) == 0 || d.life.Err() != nil {
+	if streak < d.o.FailingAfter || len(j.others) == 0 || d.life.Err() != nil ||
+		j.ev.Kind == KindChannelFailing {
 		return
 	}
 	d.Send(j.ctx, j.others, failingEvent(name, j.ev, tries, streak, err, d.o.Clock()))

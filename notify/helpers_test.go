@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,4 +111,9 @@ func flush(t *testing.T, d *Dispatcher) {
 	if err := d.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// slogTo returns a text logger writing to w.
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, nil))
 }

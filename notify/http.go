@@ -24,6 +24,7 @@ type base struct {
 }
 
 func (b *base) Name() string           { return b.name }
+func (b *base) baseOf() *base          { return b }
 func (b *base) Retries() int           { return b.retries }
 func (b *base) Timeout() time.Duration { return b.timeout }
 

@@ -86,7 +86,7 @@ func resolved(ev Event, title string) Message {
 // decorate marks urgency, reminders and escalation in the title.
 func decorate(ev Event, title string) string {
 	var pre []string
-	if ev.Emergency() && !ev.Resolve && ev.Kind != KindWindowClosed {
+	if ev.Emergency() && !ev.Resolve && asksForAction(ev.Kind) {
 		pre = append(pre, "URGENT")
 	}
 	if ev.Reminder > 0 && !ev.Resolve {
@@ -212,6 +212,16 @@ func dashboardStep(ev Event) string {
 	}
 	return "Open the Smartcar Dashboard, API Credentials tab of " + ev.App + ": " +
 		ev.DashboardURL
+}
+
+// asksForAction lists the kinds that ask a person to do something now.
+func asksForAction(k Kind) bool {
+	switch k {
+	case KindPromptCreate, KindPromptDelete, KindPromptUpdate, KindPage,
+		KindRotationFailed:
+		return true
+	}
+	return false
 }
 
 // detailInSummary lists the kinds whose Summary already quotes Detail.

@@ -26,6 +26,9 @@ func TestRenderTitle(t *testing.T) {
 			"Done: Create a new client secret for fleet-prod"},
 		{"page", func(e *Event) { e.Kind = KindPage },
 			"[URGENT] Emergency rotation of fleet-prod started"},
+		{"done is not urgent", func(e *Event) {
+			e.Kind, e.RotationKind = KindRotationDone, "emergency"
+		}, "Rotation of fleet-prod is done"},
 		{"channel failing", func(e *Event) {
 			e.Kind, e.Channel = KindChannelFailing, "ops-slack"
 		}, `Notification channel "ops-slack" is failing`},
@@ -82,7 +85,8 @@ func TestRenderSaysWhatToDo(t *testing.T) {
 		{"update", func(e *Event) { e.Kind, e.Command = KindPromptUpdate, "" },
 			[]string{"keyturn confirm-updated fleet-prod"}, nil},
 		{"failed", func(e *Event) {
-			e.Kind, e.Detail, e.Command = KindRotationFailed, "backend refused", "keyturn abort fleet-prod"
+			e.Kind, e.Detail = KindRotationFailed, "backend refused"
+			e.Command = "keyturn abort fleet-prod"
 		}, []string{`stopped in state "await_new". backend refused.`,
 			"Then run `keyturn abort fleet-prod`"}, []string{"Detail:"}},
 		{"resolved", func(e *Event) { e.Resolve = true },
@@ -124,7 +128,8 @@ func TestRenderTokenWindow(t *testing.T) {
 				t.Errorf("%s emergency=%v: mentions the 60-minute window = %v, want %v",
 					k, emergency, got, want)
 			}
-			if k == KindWindowClosed && !strings.Contains(m.Text, "60 minutes have passed") {
+			closed := strings.Contains(m.Text, "60 minutes have passed")
+			if k == KindWindowClosed && !closed {
 				t.Errorf("window_closed does not say the window ended:\n%s", m.Text)
 			}
 		}

@@ -62,7 +62,7 @@ type slackElement struct {
 func slackPayload(ev Event, m Message) slackMessage {
 	blocks := []slackBlock{
 		{Type: "header", Text: &slackText{"plain_text", cut(m.Title, 150)}},
-		mrkdwn(slackEscape(m.Summary)),
+		mrkdwn(cut(slackEscape(m.Summary), 3000)),
 	}
 	if ev.App != "" {
 		blocks = append(blocks, slackBlock{Type: "section", Fields: []slackText{

@@ -52,6 +52,7 @@ type webhook struct {
 
 // Send posts ev once, signed at the time of this attempt.
 func (w *webhook) Send(ctx context.Context, ev Event) error {
+	ev.Severity = ev.EffectiveSeverity()
 	body, err := json.Marshal(WebhookBody{Version: WebhookVersion, Event: ev,
 		Message: Render(ev)})
 	if err != nil {

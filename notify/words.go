@@ -99,11 +99,14 @@ func page(ev Event) Message {
 }
 
 func warning(ev Event) Message {
+	when := "soon"
+	if !ev.Deadline.IsZero() {
+		when = "on " + ev.Deadline.UTC().Format(timeLayout)
+	}
 	return Message{
 		Title: "The client secret of " + ev.App + " nears its maximum age",
-		Summary: fmt.Sprintf("The client secret of %s reaches its maximum age by the "+
-			"deadline below. A routine rotation starts on the app's schedule.",
-			appName(ev)),
+		Summary: fmt.Sprintf("The client secret of %s reaches its maximum age %s. "+
+			"A routine rotation starts on the app's schedule.", appName(ev), when),
 		Steps: []string{"To start it now, run `" + command(ev, "rotate") + "`."},
 	}
 }
