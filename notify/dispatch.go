@@ -274,6 +274,9 @@ func (d *Dispatcher) exhausted(name string, j job, tries int, err error) {
 }
 
 // failingEvent tells people that channel lost ev.
+// Limitation: nothing resolves its PagerDuty incident when the channel
+// recovers, because the Dispatcher does not track which notices were
+// delivered where; a person resolves it after keyturn notify test passes.
 func failingEvent(channel string, ev Event, tries, streak int, err error,
 	now time.Time) Event {
 	sev := SeverityWarning

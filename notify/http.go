@@ -162,8 +162,9 @@ func stripURL(err error) error {
 	return err
 }
 
-// parseRetryAfter reads a Retry-After header in seconds; dates are rare
-// from webhook receivers and are ignored.
+// parseRetryAfter reads a Retry-After header in seconds.
+// Limitation: the HTTP-date form is ignored (the backoff applies instead),
+// because Slack and PagerDuty send seconds.
 func parseRetryAfter(v string) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n < 0 {
