@@ -51,8 +51,29 @@ type SecretInfo struct {
 // sees it. It fails with ErrTooManySecrets when MaxSecrets exist.
 func (e *Emulator) CreateSecret(clientID string) (id, secret string,
 	createdAt time.Time, err error) {
-	id, secret = newID(), randomString()
-	s := stored{id: id, hash: sha256.Sum256([]byte(secret)),
+	secret = randomString()
+	id, createdAt, err = e.add(clientID, secret, time.Time{})
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	return id, secret, createdAt, nil
+}
+
+// ImportSecret makes the emulator know a secret created elsewhere, such
+// as one a previous run of keyturn dev created before it restarted. It
+// does nothing when the secret is already known.
+func (e *Emulator) ImportSecret(clientID, secret string, createdAt time.Time) error {
+	if len(secret) < 4 {
+		return fmt.Errorf("emulator: import into app %q: secret too short", clientID)
+	}
+	_, _, err := e.add(clientID, secret, createdAt)
+	return err
+}
+
+// add stores secret for clientID; a zero createdAt means now.
+func (e *Emulator) add(clientID, secret string, createdAt time.Time) (string,
+	time.Time, error) {
+	s := stored{id: newID(), hash: sha256.Sum256([]byte(secret)),
 		last4: secret[len(secret)-4:]}
 
 	e.mu.Lock()
@@ -62,13 +83,21 @@ func (e *Emulator) CreateSecret(clientID string) (id, secret string,
 		a = &app{}
 		e.apps[clientID] = a
 	}
+	for _, have := range a.secrets {
+		if have.hash == s.hash {
+			return have.id, have.createdAt, nil
+		}
+	}
 	if len(a.secrets) >= MaxSecrets {
-		return "", "", time.Time{}, fmt.Errorf("emulator: app %q holds %d secrets, "+
+		return "", time.Time{}, fmt.Errorf("emulator: app %q holds %d secrets, "+
 			"delete one first: %w", clientID, len(a.secrets), ErrTooManySecrets)
 	}
-	s.createdAt = e.now().UTC()
+	s.createdAt = createdAt.UTC()
+	if createdAt.IsZero() {
+		s.createdAt = e.now().UTC()
+	}
 	a.secrets = append(a.secrets, s)
-	return id, secret, s.createdAt, nil
+	return s.id, s.createdAt, nil
 }
 
 // DeleteSecret deletes a secret. Tokens minted with it stay valid until

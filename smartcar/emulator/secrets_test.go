@@ -113,3 +113,20 @@ func TestListUnknownAppIsEmpty(t *testing.T) {
 		t.Errorf("GET = %d %q, want 200 []", a.Status, a.Raw)
 	}
 }
+
+func TestImportSecret(t *testing.T) {
+	e, _ := start(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range 2 { // the second import is a no-op
+		if err := e.ImportSecret("app1", "imported-secret-value", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.Secrets("app1")
+	if len(got) != 1 || !got[0].CreatedAt.Equal(at) || got[0].Last4 != "alue" {
+		t.Fatalf("Secrets after import = %+v", got)
+	}
+	if err := e.ImportSecret("app1", "abc", at); err == nil {
+		t.Error("a 3-character secret was imported")
+	}
+}
