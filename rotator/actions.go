@@ -145,7 +145,8 @@ func nextStep(app string, r *Rotation) string {
 	case StateAwaitDelete:
 		return "delete the old secret in the Dashboard, then run: keyturn confirm-deleted " + app
 	case StateDraining:
-		return "consumers are switching; keyturn status shows when the window ends"
+		return fmt.Sprintf("consumers are switching until %s; then delete the old "+
+			"secret when prompted", r.DrainUntil.Format(time.RFC3339))
 	}
 	return "keyturn status shows where the rotation is"
 }
@@ -209,12 +210,12 @@ func (e *Engine) tokenRequest(ctx context.Context, a *config.App, r *Rotation,
 	tok, err := e.deps.Tokens.Token(ctx, a.ClientID, s.Value)
 	rec := audit.Record{Kind: audit.KindTokenRequest, App: a.Name, ClientID: a.ClientID,
 		SecretFP: string(s.Fingerprint), SecretStage: string(s.Stage), Purpose: purpose,
-		RotationID: r.ID, Actor: "keyturn", Outcome: "ok", ErrorClass: smartcar.Class(err),
-		HTTPStatus: tok.Status, LatencyMS: ms(tok.Latency)}
+		RotationID: r.ID, Actor: "keyturn", Outcome: "ok", HTTPStatus: tok.Status,
+		LatencyMS: ms(tok.Latency)}
 	if err == nil {
 		rec.TokenFP = string(tok.Fingerprint())
 	} else {
-		rec.Outcome = "failed"
+		rec.Outcome, rec.ErrorClass = "failed", smartcar.Class(err)
 		var re *smartcar.RequestError
 		if errors.As(err, &re) {
 			rec.HTTPStatus, rec.LatencyMS = re.Status, ms(re.Latency)

@@ -15,6 +15,7 @@ var (
 	ErrStillAlive      = errors.New("the old secret still works at smartcar")
 	ErrTooLate         = errors.New("the rotation is past the point where that is safe")
 	ErrAuditFailed     = errors.New("the audit log cannot be written; the action was refused")
+	ErrRetrying        = errors.New("a step failed and will be retried")
 )
 
 // Error is an error with the next thing a person should do.

@@ -252,5 +252,7 @@ func (e *Engine) retryLater(ctx context.Context, r *Rotation, what string, err e
 	}
 	e.log.Warn("step failed; will retry", logApp, r.App, logRotationID, r.ID,
 		logState, r.State, "attempt", r.Attempts, logErr, err)
-	return fmt.Errorf("%s: %s: %w", r.App, what, err)
+	return &Error{Err: ErrRetrying, Msg: fmt.Sprintf("%s: %s: %v", r.App, what, err),
+		Hint: fmt.Sprintf("keyturn retries on its own (next try at %s); keyturn status "+
+			"shows progress", r.RetryAt.Format(time.RFC3339))}
 }

@@ -166,6 +166,8 @@ func errorCode(err error) (string, int) {
 		return "still_alive", http.StatusUnprocessableEntity
 	case errors.Is(err, rotator.ErrAuditFailed):
 		return "audit_failed", http.StatusServiceUnavailable
+	case errors.Is(err, rotator.ErrRetrying):
+		return "retrying", http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout", http.StatusGatewayTimeout
 	}

@@ -108,7 +108,7 @@ func newCheckCmd(e *env) *cobra.Command {
 					return err
 				}
 			} else if res.OK {
-				fmt.Fprintf(e.stdout, "%s: secret %s works (token in %.0f ms)\n", res.App,
+				fmt.Fprintf(e.stdout, "%s: secret %s works (token in %.1f ms)\n", res.App,
 					res.Fingerprint, res.LatencyMS)
 			}
 			if !res.OK {

@@ -28,7 +28,7 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 				ID     string `json:"id"`
 				Secret string `json:"secret"`
 			}
-			if err := dashCall(o, "POST", "", &out); err != nil {
+			if err := dashCall(e, c, o, "POST", "", &out); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stderr, "created secret", out.ID, "(shown once; piping it on)")
@@ -44,7 +44,7 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 				CreatedAt time.Time `json:"created_at"`
 				Last4     string    `json:"last4"`
 			}
-			if err := dashCall(o, "GET", "", &out); err != nil {
+			if err := dashCall(e, c, o, "GET", "", &out); err != nil {
 				return err
 			}
 			for _, s := range out {
@@ -57,7 +57,7 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 		Use: "delete SECRET_ID", Short: "Delete a secret",
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
-			if err := dashCall(o, "DELETE", "/"+a[0], nil); err != nil {
+			if err := dashCall(e, c, o, "DELETE", "/"+a[0], nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, "deleted", a[0])
@@ -67,8 +67,9 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 	return c
 }
 
-func dashCall(o *devOptions, method, suffix string, out any) error {
-	st, _, err := o.state()
+func dashCall(e *env, c *cobra.Command, o *devOptions, method, suffix string,
+	out any) error {
+	st, _, err := o.state(e, c.Flags().Changed("dir"))
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,8 @@ func newDevCmd(e *env) *cobra.Command {
 		Args: args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error { return runDev(c.Context(), e, o) },
 	}
-	c.Flags().StringVar(&o.dir, "dir", "keyturn-dev", "folder for config, state and env file")
+	c.PersistentFlags().StringVar(&o.dir, "dir", "keyturn-dev",
+		"folder for config, state and env file")
 	c.Flags().StringVar(&o.backend, "backend", "env", "env, vault or awssm")
 	c.Flags().StringVar(&o.emulatorAddr, "emulator-addr", "",
 		"address for the emulator (default: the last one used in DIR, else a free port)")
@@ -204,8 +205,16 @@ func printDevBanner(e *env, cfgPath, url string) {
 	fmt.Fprintf(e.stdout, "  keyturn status\n  keyturn rotate demo\n")
 }
 
-func (o devOptions) state() (devState, string, error) {
-	dir, err := filepath.Abs(o.dir)
+// state finds a running keyturn dev: in --dir, or else beside the config
+// file the CLI would use.
+func (o devOptions) state(e *env, dirSet bool) (devState, string, error) {
+	d := o.dir
+	if !dirSet {
+		if p := e.resolveConfig(); fileExists(p) {
+			d = filepath.Dir(p)
+		}
+	}
+	dir, err := filepath.Abs(d)
 	if err != nil {
 		return devState{}, "", err
 	}
@@ -215,4 +224,9 @@ func (o devOptions) state() (devState, string, error) {
 			"no keyturn dev runs in %s", dir)
 	}
 	return st, dir, err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestDevFullRotation drives `keyturn dev` from the outside as a person
+// with a shell would: rotate, create a secret at the emulator's
+// Dashboard, submit it on stdin, delete the old one, confirm.
+func TestDevFullRotation(t *testing.T) {
+	tr := &transcript{}
+	dir := t.TempDir()
+	dev := startProc(t, tr, "dev", "--dir", dir, "--drain", "1s")
+	cfg := filepath.Join(dir, "keyturn.yaml")
+	eventually(t, "keyturn dev to answer", func() bool {
+		return kt(t, tr, cfg, "", "status").code == 0
+	})
+	if out := dev.stdout.String(); !strings.Contains(out, "keyturn rotate demo") {
+		t.Errorf("dev does not print the next command:\n%s", out)
+	}
+	var st devState
+	data, _ := os.ReadFile(filepath.Join(dir, "dev.json"))
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	d := dashboard{t: t, base: st.EmulatorURL, clientID: st.ClientID}
+	oldSecret := readEnvSecret(t, filepath.Join(dir, "demo.env"))
+	oldID := d.list()[0].ID
+
+	if r := kt(t, tr, cfg, "", "rotate", "demo", "--reason", "e2e"); r.code != 0 {
+		t.Fatalf("rotate: %v", r)
+	}
+	if r := kt(t, tr, cfg, "", "rotate", "demo"); r.code != 1 ||
+		!strings.Contains(r.stderr, "already has routine rotation rot_") {
+		t.Errorf("second rotate: %v", r)
+	}
+	if r := kt(t, tr, cfg, "wrong-secret-value\n", "submit", "demo"); r.code != 1 ||
+		!strings.Contains(r.stderr, "keyturn: hint: check that you copied") {
+		t.Errorf("wrong secret: %v", r)
+	}
+	if s := rotationState(t, tr, cfg); s != "await_new" {
+		t.Fatalf("after a wrong secret the rotation is %q, want await_new", s)
+	}
+	if r := kt(t, tr, cfg, "", "submit", "demo", "sc-on-the-command-line"); r.code != 2 ||
+		!strings.Contains(r.stderr, "takes no secret on the command line") {
+		t.Errorf("secret as argument: %v", r)
+	}
+
+	created := d.create()
+	if r := kt(t, tr, cfg, created.Secret+"\n", "submit", "demo"); r.code != 0 {
+		t.Fatalf("submit: %v", r)
+	}
+	eventually(t, "await_delete", func() bool {
+		return rotationState(t, tr, cfg) == "await_delete"
+	})
+	d.delete(oldID)
+	if r := kt(t, tr, cfg, "", "confirm-deleted", "demo"); r.code != 0 {
+		t.Fatalf("confirm-deleted: %v", r)
+	}
+
+	got := status(t, tr, cfg)
+	if got[0].Rotation != nil || len(got[0].Secrets) != 1 ||
+		got[0].Secrets[0].Stage != "current" {
+		t.Errorf("status after rotation: %+v", got[0])
+	}
+	if code := d.tokenStatus(created.Secret); code != 200 {
+		t.Errorf("new secret: token request answered %d", code)
+	}
+	if code := d.tokenStatus(oldSecret); code != 401 {
+		t.Errorf("old secret: token request answered %d, want 401", code)
+	}
+	if r := kt(t, tr, cfg, "", "audit", "verify"); r.code != 0 {
+		t.Errorf("audit verify: %v", r)
+	}
+	dev.kill(syscall.SIGTERM)
+	if code := dev.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("dev exited %d after SIGTERM:\n%s", code, dev.stderr)
+	}
+	// The argument test's value is on a command line by the test's own
+	// doing, so it is not a canary here.
+	checkCanary(t, tr, []string{oldSecret, created.Secret, "wrong-secret-value"}, dir)
+}
+
+func readEnvSecret(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "SMARTCAR_CLIENT_SECRET="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	t.Fatal("no secret in the env file")
+	return ""
+}
