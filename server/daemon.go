@@ -5,6 +5,11 @@
 // The socket API is plain HTTP with JSON bodies; every failed answer is
 // {"error","hint","code"} with a status the CLI turns into its exit code.
 // The peer's user (SO_PEERCRED) is the actor of every action it records.
+//
+// On the config's listen address (TLS when configured) the daemon serves
+// /healthz, /readyz, /metrics and, for consumers holding an API key,
+// /v1/status and the token broker, GET /v1/apps/{app}/token; the broker
+// is also served on the socket to consumers named by uid.
 package server
 
 import (
@@ -46,6 +51,7 @@ type Daemon struct {
 	notify   *notify.Dispatcher
 	engine   *rotator.Engine
 	socket   net.Listener
+	web      *web
 }
 
 // Open prepares everything the daemon needs and claims its socket. It
@@ -57,10 +63,14 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	d = &Daemon{cfg: cfg, log: o.Logger, backends: map[string]backends.Backend{}}
+	d = &Daemon{cfg: cfg, log: o.Logger, backends: map[string]backends.Backend{},
+		web: newWeb(cfg, o)}
+	// "return nil, err" clears d before deferred calls run; close what
+	// was opened through a copy.
+	opened := d
 	defer func() {
 		if err != nil {
-			d.Close()
+			opened.Close()
 		}
 	}()
 	if err := checkStateDir(cfg.StateDir); err != nil {
@@ -72,7 +82,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 	if d.socket, err = ListenSocket(cfg.Socket); err != nil {
 		return nil, err
 	}
-	if d.audit, err = openAudit(cfg, o); err != nil {
+	if d.audit, err = openAudit(cfg, o, d.web.metrics.auditAppended); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Apps {
@@ -84,10 +94,14 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 	if d.notify, err = d.openNotify(o); err != nil {
 		return nil, err
 	}
+	tokens := d.tokenClient(o)
 	d.engine, err = rotator.New(cfg, rotator.Deps{Store: d.store, Backends: d.backends,
-		Tokens: d.tokenClient(o), Audit: d.audit, Notify: d.notify, Clock: o.Clock,
-		Logger: o.Logger})
-	return d, err
+		Tokens: tokens, Audit: d.web.metrics.observe(d.audit), Notify: d.notify,
+		Clock: o.Clock, Logger: o.Logger, OnPromote: d.web.invalidate})
+	if err != nil {
+		return d, err
+	}
+	return d, d.web.open(d, tokens)
 }
 
 func checkStateDir(dir string) error {
@@ -105,14 +119,15 @@ func checkStateDir(dir string) error {
 	return nil
 }
 
-func openAudit(cfg *config.Config, o Options) (*audit.Log, error) {
+func openAudit(cfg *config.Config, o Options, onAppend func(time.Duration)) (*audit.Log,
+	error) {
 	if err := os.MkdirAll(cfg.Audit.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit dir: %w", err)
 	}
 	return audit.Open(cfg.Audit.Dir, audit.Options{SegmentSize: cfg.Audit.SegmentSize,
 		CheckpointEvery: cfg.Audit.CheckpointEvery, SigningKeyFile: cfg.Audit.KeyFile,
 		CheckpointInterval: cfg.Audit.CheckpointInterval.D(), Clock: o.Clock,
-		Logger: o.Logger})
+		Logger: o.Logger, OnAppend: onAppend})
 }
 
 func (d *Daemon) tokenClient(o Options) *smartcar.Client {
@@ -167,17 +182,19 @@ func (d *Daemon) Engine() *rotator.Engine { return d.engine }
 // Audit returns the audit log.
 func (d *Daemon) Audit() *audit.Log { return d.audit }
 
-// Ready reports whether the daemon can do its work: audit writable.
-func (d *Daemon) Ready() error { return d.audit.Healthy() }
+// Ready reports whether the daemon can do its work: audit writable,
+// state database open, every backend reachable.
+func (d *Daemon) Ready() error { return d.web.ready.check(context.Background()) }
 
 // Run serves until ctx ends, then shuts down: in-flight calls finish,
 // deliveries flush, the audit log closes.
 func (d *Daemon) Run(ctx context.Context) error {
 	api := &socketAPI{engine: d.engine, log: d.log, ready: d.Ready}
-	srv := &http.Server{Handler: api.routes(), ReadHeaderTimeout: 10 * time.Second,
-		ConnContext: withConn}
-	errc := make(chan error, 1)
+	srv := newServer(d.web.socketHandler(api.routes()), socketWriteTimeout, d.log)
+	srv.ConnContext = withConn
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(d.socket) }()
+	d.web.serve(ctx, errc)
 	engineDone := make(chan struct{})
 	go func() { d.engine.Run(ctx); close(engineDone) }()
 	d.log.Info("keyturn daemon ready", "socket", d.cfg.Socket, "apps", len(d.cfg.Apps))
@@ -190,6 +207,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(shutCtx)
+	d.web.shutdown(shutCtx)
 	<-engineDone
 	d.notify.Flush(shutCtx)
 	d.log.Info("keyturn daemon stopped")
@@ -217,5 +235,6 @@ func (d *Daemon) Close() error {
 	if d.socket != nil {
 		d.socket.Close()
 	}
+	d.web.close()
 	return errors.Join(errs...)
 }
