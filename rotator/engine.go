@@ -50,6 +50,8 @@ type Deps struct {
 	Notify   Notifier // optional
 	Clock    func() time.Time
 	Logger   *slog.Logger
+	// AuditDir is where incident reports are written, beside the log.
+	AuditDir string
 	// OnPromote is told when an app's current secret changed, so the
 	// token broker switches at once.
 	OnPromote func(app string)
@@ -133,6 +135,9 @@ func (e *Engine) tickApp(ctx context.Context, app string) error {
 		return err
 	}
 	defer unlock()
+	if err := e.checkWindows(ctx, a); err != nil {
+		return err
+	}
 	r, err := e.deps.Store.Active(app)
 	if err != nil {
 		return err

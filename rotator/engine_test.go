@@ -132,7 +132,7 @@ func (f *fixture) restart(url string) {
 	f.eng, err = New(cfg, Deps{Store: f.store,
 		Backends: map[string]backends.Backend{"demo": f.be},
 		Tokens:   smartcar.NewClient(f.emu.TokenURL()), Audit: f.log, Notify: f.ev,
-		Clock: f.clk.Now})
+		Clock: f.clk.Now, AuditDir: filepath.Join(f.dir, "audit")})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ var (
 	ErrTooLate         = errors.New("the rotation is past the point where that is safe")
 	ErrAuditFailed     = errors.New("the audit log cannot be written; the action was refused")
 	ErrRetrying        = errors.New("a step failed and will be retried")
+	ErrUnknownSecret   = errors.New("no such secret")
 )
 
 // Error is an error with the next thing a person should do.

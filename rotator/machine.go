@@ -81,6 +81,10 @@ func (e *Engine) advance(ctx context.Context, a *config.App, r *Rotation) error 
 func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 	switch r.State {
 	case StateDue:
+		if r.revokeFirst() {
+			return e.enterWait(ctx, a, r, StateAwaitDelete, "revoke first: delete the "+
+				"compromised secret before a new one exists")
+		}
 		return e.enterWait(ctx, a, r, StateAwaitNew, "")
 	case StateAwaitNew:
 		return e.resumeHandoff(ctx, a, r)
@@ -89,6 +93,10 @@ func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 	case StateStaged:
 		return e.promote(ctx, a, r)
 	case StatePromoted:
+		if r.revokeFirst() {
+			return e.transition(ctx, a, r, StateRetired, "",
+				"the compromised secret was revoked before promotion")
+		}
 		return e.startDrain(ctx, a, r)
 	case StateDraining:
 		if e.now().Before(r.DrainUntil) {
@@ -181,7 +189,7 @@ func (e *Engine) promote(ctx context.Context, a *config.App, r *Rotation) error 
 
 func (e *Engine) startDrain(ctx context.Context, a *config.App, r *Rotation) error {
 	wait := time.Duration(0)
-	if a.Consumers.Mode == "backend" {
+	if a.Consumers.Mode == "backend" && (r.Emergency == nil || r.Emergency.Drain) {
 		wait = a.Consumers.Propagation.D()
 	}
 	r.DrainUntil = e.now().Add(wait)
@@ -190,20 +198,19 @@ func (e *Engine) startDrain(ctx context.Context, a *config.App, r *Rotation) err
 }
 
 func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) error {
-	prev, err := e.deps.Backends[a.Name].Get(ctx, backends.StagePrevious)
-	if errors.Is(err, backends.ErrNotFound) {
-		// Removed already (a crash after RemovePrevious): nothing to prove.
-		return e.transition(ctx, a, r, StateRetired, "", "old secret already removed")
-	}
+	old, found, err := e.findSecret(ctx, a, r.Old.Fingerprint)
 	if err != nil {
 		return e.retryLater(ctx, r, "read the old secret", err)
 	}
-	_, err = e.tokenRequest(ctx, a, r, prev, audit.PurposeVerifyRevoked)
+	if !found {
+		// Removed already (a crash after RemovePrevious): nothing to prove.
+		return e.afterRevoked(ctx, a, r, "old secret already removed")
+	}
+	_, err = e.tokenRequest(ctx, a, r, old, audit.PurposeVerifyRevoked)
 	switch {
 	case isInvalidClient(err):
 		r.RevokedAt, r.LastError = e.now(), ""
-		return e.transition(ctx, a, r, StateRetired, "",
-			"old secret answered invalid_client")
+		return e.afterRevoked(ctx, a, r, "old secret answered invalid_client")
 	case err == nil:
 		r.LastError = "the old secret still works at Smartcar"
 		if err := e.transition(ctx, a, r, StateAwaitDelete, "",
@@ -221,20 +228,58 @@ func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) 
 	return e.retryLater(ctx, r, "prove the old secret is revoked", err)
 }
 
+// afterRevoked moves on once the old secret is proven dead: to retire it,
+// or, when it was revoked first, to ask for the new secret.
+func (e *Engine) afterRevoked(ctx context.Context, a *config.App, r *Rotation,
+	detail string) error {
+	if r.revokeFirst() && r.New.Fingerprint == "" {
+		return e.enterWait(ctx, a, r, StateAwaitNew, detail)
+	}
+	return e.transition(ctx, a, r, StateRetired, "", detail)
+}
+
+// findSecret returns the tracked secret with fingerprint fp, whatever
+// its stage.
+func (e *Engine) findSecret(ctx context.Context, a *config.App,
+	fp secret.Fingerprint) (backends.Secret, bool, error) {
+	list, err := e.deps.Backends[a.Name].List(ctx)
+	if err != nil {
+		return backends.Secret{}, false, err
+	}
+	for _, s := range list {
+		if s.Fingerprint == fp {
+			return s, true, nil
+		}
+	}
+	return backends.Secret{}, false, nil
+}
+
 func (e *Engine) retire(ctx context.Context, a *config.App, r *Rotation) error {
 	if err := e.deps.Backends[a.Name].RemovePrevious(ctx, r.Old.Fingerprint); err != nil {
 		return e.retryLater(ctx, r, "remove the old secret", err)
 	}
+	st, err := e.deps.Store.AppState(a.Name)
+	if err != nil {
+		return err
+	}
+	if r.Emergency != nil {
+		// The report is written before "done", so a crash never loses it.
+		if err := e.closeEmergency(ctx, a, r, &st); err != nil {
+			return e.retryLater(ctx, r, "write the incident report", err)
+		}
+	}
 	if err := e.transition(ctx, a, r, StateDone, "", ""); err != nil {
 		return err
 	}
-	st, err := e.deps.Store.AppState(a.Name)
-	if err == nil {
-		st.LastDone = r.ID
-		err = e.deps.Store.PutAppState(a.Name, st)
+	st.LastDone = r.ID
+	if err := e.deps.Store.PutAppState(a.Name, st); err != nil {
+		return err
 	}
 	e.notifyDone(ctx, a, r)
-	return err
+	if r.Emergency != nil && r.Emergency.FollowUp {
+		return e.startFollowUp(ctx, a, r)
+	}
+	return nil
 }
 
 // retryLater parks a machine step after a transient failure with a

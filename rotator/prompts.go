@@ -157,7 +157,11 @@ func (e *Engine) notifyDone(ctx context.Context, a *config.App, r *Rotation) {
 	ev.Detail = fmt.Sprintf("secret %s is current; secret %s was proven revoked at %s. "+
 		"Tokens it issued stay valid until %s.", r.New.Fingerprint, r.Old.Fingerprint,
 		r.RevokedAt.Format(time.RFC3339), r.RevokedAt.Add(time.Hour).Format(time.RFC3339))
-	e.send(ctx, e.channels(a, r, false), ev)
+	if r.Emergency != nil {
+		ev.Links = r.Emergency.Report
+		ev.Detail += " The incident report lists every token request made with it."
+	}
+	e.send(ctx, e.channels(a, r, r.Kind == KindEmergency), ev)
 }
 
 // inQuietHours reports whether now falls in the app's quiet hours.

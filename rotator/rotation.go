@@ -73,6 +73,31 @@ type Rotation struct {
 	LastError string `json:"last_error,omitempty"`
 
 	Timeline []Mark `json:"timeline"`
+
+	// Emergency holds what only an emergency rotation has.
+	Emergency *EmergencyInfo `json:"emergency,omitempty"`
+}
+
+// EmergencyInfo is the emergency side of a rotation.
+type EmergencyInfo struct {
+	// Compromised is the leaked secret; it is Old once the rotation runs.
+	Compromised SecretInfo `json:"compromised"`
+	RevokeFirst bool       `json:"revoke_first,omitempty"`
+	// Drain keeps the consumer drain, which emergencies skip by default.
+	Drain bool `json:"drain,omitempty"`
+	// Since bounds the audit review; default the compromised secret's
+	// creation.
+	Since time.Time `json:"since"`
+	// Converted names the routine rotation this one took over, if any.
+	Converted bool `json:"converted,omitempty"`
+	// FollowUp is set when the compromised secret is the new secret of a
+	// routine rotation that must finish first: a second emergency for it
+	// starts as soon as this rotation is done.
+	FollowUp bool `json:"follow_up,omitempty"`
+	// WindowEndsAt is RevokedAt plus one hour: tokens minted with the
+	// compromised secret stay valid until then and cannot be revoked.
+	WindowEndsAt time.Time `json:"window_ends_at,omitzero"`
+	Report       []string  `json:"report,omitempty"`
 }
 
 // SecretInfo names a secret without its value.
@@ -100,3 +125,5 @@ type PromptState struct {
 func (r *Rotation) WaitsForPerson() bool {
 	return r.State == StateAwaitNew || r.State == StateAwaitDelete
 }
+
+func (r *Rotation) revokeFirst() bool { return r.Emergency != nil && r.Emergency.RevokeFirst }

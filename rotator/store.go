@@ -26,6 +26,16 @@ type AppState struct {
 	// was last sent for, so it goes once per secret.
 	WarnedFor string `json:"warned_for,omitempty"`
 	LastDone  string `json:"last_done,omitempty"`
+	// Windows are residual token windows still open after emergency
+	// revocations; a notice goes out when each closes.
+	Windows []Window `json:"windows,omitempty"`
+}
+
+// Window is one open residual token window.
+type Window struct {
+	RotationID  string    `json:"rotation_id"`
+	Fingerprint string    `json:"fingerprint"`
+	EndsAt      time.Time `json:"ends_at"`
 }
 
 // Store keeps rotations in a bbolt file. Every write is one fsynced

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/keyturn/keyturn/rotator"
 	"github.com/keyturn/keyturn/secret"
@@ -40,6 +41,7 @@ func (s *socketAPI) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/apps/{app}/confirm-deleted", s.confirmDeleted)
 	mux.HandleFunc("POST /v1/apps/{app}/abort", s.abort)
 	mux.HandleFunc("POST /v1/apps/{app}/check", s.check)
+	mux.HandleFunc("POST /v1/apps/{app}/emergency", s.emergency)
 	return mux
 }
 
@@ -125,6 +127,27 @@ func (s *socketAPI) abort(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, rot, err)
 }
 
+// EmergencyRequest is the body of POST /v1/apps/{app}/emergency.
+type EmergencyRequest struct {
+	Secret      string    `json:"secret_fingerprint,omitempty"`
+	RevokeFirst bool      `json:"revoke_first,omitempty"`
+	Drain       bool      `json:"drain,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
+}
+
+func (s *socketAPI) emergency(w http.ResponseWriter, r *http.Request) {
+	var req EmergencyRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		s.answer(w, nil, errors.New("request body is not valid JSON"))
+		return
+	}
+	rot, err := s.engine.Emergency(r.Context(), r.PathValue("app"),
+		rotator.EmergencyOptions{Secret: secret.Fingerprint(req.Secret),
+			RevokeFirst: req.RevokeFirst, Drain: req.Drain, Since: req.Since,
+			Actor: s.actor(r)})
+	s.answer(w, rot, err)
+}
+
 func (s *socketAPI) check(w http.ResponseWriter, r *http.Request) {
 	res, err := s.engine.Check(r.Context(), r.PathValue("app"), s.actor(r))
 	if err != nil {
@@ -166,6 +189,8 @@ func errorCode(err error) (string, int) {
 		return "still_alive", http.StatusUnprocessableEntity
 	case errors.Is(err, rotator.ErrAuditFailed):
 		return "audit_failed", http.StatusServiceUnavailable
+	case errors.Is(err, rotator.ErrUnknownSecret):
+		return "unknown_secret", http.StatusNotFound
 	case errors.Is(err, rotator.ErrRetrying):
 		return "retrying", http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -137,3 +137,9 @@ func (c *Client) Check(ctx context.Context, app string) (rotator.CheckResult, er
 	err := c.do(ctx, "POST", "/v1/apps/"+url.PathEscape(app)+"/check", nil, &out)
 	return out, err
 }
+
+// Emergency starts the compromise playbook.
+func (c *Client) Emergency(ctx context.Context, app string,
+	req EmergencyRequest) (*rotator.Rotation, error) {
+	return c.action(ctx, app, "emergency", req)
+}

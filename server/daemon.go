@@ -97,7 +97,8 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 	tokens := d.tokenClient(o)
 	d.engine, err = rotator.New(cfg, rotator.Deps{Store: d.store, Backends: d.backends,
 		Tokens: tokens, Audit: d.web.metrics.observe(d.audit), Notify: d.notify,
-		Clock: o.Clock, Logger: o.Logger, OnPromote: d.web.invalidate})
+		Clock: o.Clock, Logger: o.Logger, OnPromote: d.web.invalidate,
+		AuditDir: cfg.Audit.Dir})
 	if err != nil {
 		return d, err
 	}
