@@ -77,7 +77,8 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 		return nil, err
 	}
 	if d.store, err = rotator.OpenStore(cfg.StateDir); err != nil {
-		return nil, err
+		return nil, &StartError{Msg: err.Error(), Err: err, Hint: "only one daemon may " +
+			"use a state dir; stop the other one, or point state_dir elsewhere"}
 	}
 	if d.socket, err = ListenSocket(cfg.Socket); err != nil {
 		return nil, err
@@ -108,8 +109,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (d *Daemon, err er
 func checkStateDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("state dir %q does not exist; create it (mode 0700) for the "+
-			"user keyturn runs as", dir)
+		return &StartError{Msg: fmt.Sprintf("state dir %q does not exist", dir),
+			Hint: fmt.Sprintf("create it for the user keyturn runs as: install -d -m "+
+				"0700 %s", dir)}
 	}
 	if err != nil {
 		return fmt.Errorf("state dir: %w", err)
@@ -217,6 +219,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, d.Close())
 }
+
+// StartError is a reason the daemon cannot start, with what to do.
+type StartError struct {
+	Msg  string
+	Hint string
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// Unwrap returns the cause, if any.
+func (e *StartError) Unwrap() error { return e.Err }
 
 // Close releases what Open took.
 func (d *Daemon) Close() error {

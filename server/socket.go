@@ -26,7 +26,9 @@ func ListenSocket(path string) (net.Listener, error) {
 		c, err := net.DialTimeout("unix", path, 500*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return nil, fmt.Errorf("socket %q is in use by a running daemon", path)
+			return nil, &StartError{Msg: fmt.Sprintf("socket %q is in use by a running "+
+				"daemon", path), Hint: "stop that daemon first, or give this one its own " +
+				"socket: in the config"}
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("remove stale socket %q: %w", path, err)

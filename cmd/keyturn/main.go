@@ -69,7 +69,10 @@ func report(w io.Writer, err error) int {
 	var ue *usageError
 	var ce *config.Error
 	var call *server.CallError
+	var start *server.StartError
 	switch {
+	case errors.As(err, &start):
+		hint = start.Hint
 	case errors.As(err, &ce):
 		for _, p := range ce.Problems {
 			fmt.Fprintf(w, "keyturn: error: %s:%s\n", ce.File, p)
