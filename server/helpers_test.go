@@ -33,13 +33,14 @@ type fakeSmartcar struct {
 	mu      sync.Mutex
 	secrets map[string]bool
 	minted  int
-	status  int    // when set, answer this status instead of a token
-	retry   string // Retry-After of a 429
+	with    map[string]string // token → the secret that minted it
+	status  int               // when set, answer this status instead of a token
+	retry   string            // Retry-After of a 429
 	hold    chan struct{}
 }
 
 func newFakeSmartcar(t *testing.T) *fakeSmartcar {
-	f := &fakeSmartcar{secrets: map[string]bool{}}
+	f := &fakeSmartcar{secrets: map[string]bool{}, with: map[string]string{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -51,6 +52,13 @@ func (f *fakeSmartcar) allow(s string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[s] = true
+}
+
+// mintedWith returns the secret that minted tok.
+func (f *fakeSmartcar) mintedWith(tok string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.with[tok]
 }
 
 // fail makes every request answer status (0 turns it off).
@@ -85,17 +93,19 @@ func (f *fakeSmartcar) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"error":"server_error"}`)
 		return
 	}
+	s := r.FormValue("client_secret")
 	f.mu.Lock()
-	ok := f.secrets[r.FormValue("client_secret")]
+	ok := f.secrets[s]
 	f.minted++
-	n := f.minted
+	tok := fmt.Sprintf("tok-%d", f.minted)
+	f.with[tok] = s
 	f.mu.Unlock()
 	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, `{"error":"invalid_client"}`)
 		return
 	}
-	fmt.Fprintf(w, `{"access_token":"tok-%d","token_type":"Bearer","expires_in":3600}`, n)
+	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, tok)
 }
 
 // memAudit is an in-memory audit log that can be made to fail.

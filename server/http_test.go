@@ -24,9 +24,9 @@ import (
 
 // scrape fetches /metrics and flattens it to "name{label="value",...}"
 // keys; histograms give their _count.
-func scrape(t *testing.T, url string) map[string]float64 {
+func scrape(t *testing.T, hc *http.Client, url string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	resp, err := hc.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestMetricsScrape(t *testing.T) {
 		"keyturn_audit_healthy{}":                                              1,
 		`keyturn_notifications_failed_total{channel="ops"}`:                    2,
 	}
-	all := scrape(t, h.srv.URL)
+	all := scrape(t, h.srv.Client(), h.srv.URL)
 	got := map[string]float64{}
 	for k := range want {
 		if v, ok := all[k]; ok {
