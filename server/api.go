@@ -29,6 +29,8 @@ type socketAPI struct {
 	engine *rotator.Engine
 	log    *slog.Logger
 	ready  func() error
+	// testChannel sends a test message on one notify channel.
+	testChannel func(ctx context.Context, name, actor string) error
 }
 
 func (s *socketAPI) routes() *http.ServeMux {
@@ -42,6 +44,7 @@ func (s *socketAPI) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/apps/{app}/abort", s.abort)
 	mux.HandleFunc("POST /v1/apps/{app}/check", s.check)
 	mux.HandleFunc("POST /v1/apps/{app}/emergency", s.emergency)
+	mux.HandleFunc("POST /v1/notify/{channel}/test", s.notifyTest)
 	return mux
 }
 
@@ -146,6 +149,15 @@ func (s *socketAPI) emergency(w http.ResponseWriter, r *http.Request) {
 			RevokeFirst: req.RevokeFirst, Drain: req.Drain, Since: req.Since,
 			Actor: s.actor(r)})
 	s.answer(w, rot, err)
+}
+
+func (s *socketAPI) notifyTest(w http.ResponseWriter, r *http.Request) {
+	err := s.testChannel(r.Context(), r.PathValue("channel"), s.actor(r))
+	if err != nil {
+		s.answer(w, nil, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"channel": r.PathValue("channel")})
 }
 
 func (s *socketAPI) check(w http.ResponseWriter, r *http.Request) {

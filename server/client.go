@@ -143,3 +143,8 @@ func (c *Client) Emergency(ctx context.Context, app string,
 	req EmergencyRequest) (*rotator.Rotation, error) {
 	return c.action(ctx, app, "emergency", req)
 }
+
+// TestChannel asks the daemon to send a test message on a channel.
+func (c *Client) TestChannel(ctx context.Context, channel string) error {
+	return c.do(ctx, "POST", "/v1/notify/"+url.PathEscape(channel)+"/test", nil, nil)
+}

@@ -49,6 +49,7 @@ type Daemon struct {
 	store    *rotator.Store
 	backends map[string]backends.Backend
 	notify   *notify.Dispatcher
+	channels map[string]notify.Notifier
 	engine   *rotator.Engine
 	socket   net.Listener
 	web      *web
@@ -147,6 +148,7 @@ func (d *Daemon) openNotify(o Options) (*notify.Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.channels = chs
 	return notify.NewDispatcher(chs, notify.Options{Logger: o.Logger, Clock: o.Clock,
 		OnAttempt: d.auditAttempt}), nil
 }
@@ -192,7 +194,8 @@ func (d *Daemon) Ready() error { return d.web.ready.check(context.Background()) 
 // Run serves until ctx ends, then shuts down: in-flight calls finish,
 // deliveries flush, the audit log closes.
 func (d *Daemon) Run(ctx context.Context) error {
-	api := &socketAPI{engine: d.engine, log: d.log, ready: d.Ready}
+	api := &socketAPI{engine: d.engine, log: d.log, ready: d.Ready,
+		testChannel: d.TestChannel}
 	srv := newServer(d.web.socketHandler(api.routes()), socketWriteTimeout, d.log)
 	srv.ConnContext = withConn
 	errc := make(chan error, 2)
