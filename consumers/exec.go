@@ -20,12 +20,14 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 // process group, say), so a run always ends.
 const waitDelay = time.Second
 
-// tryExec runs an exec hook once.
-func (r *Runner) tryExec(ctx context.Context, h config.Hook, ev HookEvent) (Attempt,
-	string, error) {
-	res := runCommand(ctx, h.Command, h.Dir, hookEnv(ev),
-		orDuration(h.Timeout.D(), defaultHookTimeout))
-	return res.attempt(), res.out, res.err
+// execTry returns a try that runs an exec hook once.
+func (r *Runner) execTry(h config.Hook, ev HookEvent) tryFunc {
+	env := hookEnv(ev)
+	timeout := orDuration(h.Timeout.D(), defaultHookTimeout)
+	return func(ctx context.Context) (Attempt, string, error) {
+		res := runCommand(ctx, h.Command, h.Dir, env, timeout)
+		return res.attempt(), res.out, res.err
+	}
 }
 
 // cmdResult is how one command run ended.

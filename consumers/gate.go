@@ -102,7 +102,8 @@ func (r *Runner) gateCheck(g config.Gate) (checkFunc, error) {
 	case g.URL != "" && len(g.Command) > 0:
 		return nil, errors.New("set either url or command, not both")
 	case g.URL != "":
-		u, err := checkURL(g.URL, g.AllowInsecureURL)
+		u, err := checkURL(g.URL, g.AllowInsecureURL,
+			"use https, or set allow_insecure_url")
 		if err != nil {
 			return nil, err
 		}

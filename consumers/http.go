@@ -20,36 +20,33 @@ import (
 // maxKeyFile bounds how much of a signing key file is read.
 const maxKeyFile = 64 << 10
 
-// tryHTTP posts ev, signed, to an http hook once.
-func (r *Runner) tryHTTP(ctx context.Context, h config.Hook, ev HookEvent) (Attempt,
-	string, error) {
-	fail := func(err error) (Attempt, string, error) {
-		err = permanent(err)
-		return Attempt{Outcome: OutcomeError, Error: short(err)}, "", err
-	}
-	u, err := checkURL(h.URL, false)
+// httpTry checks an http hook and returns a try that posts ev to it,
+// signed at the time of that try.
+func (r *Runner) httpTry(h config.Hook, ev HookEvent) (tryFunc, error) {
+	u, err := checkURL(h.URL, false, "use https")
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	key, err := readKey(h.SigningKeyFile)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return fail(fmt.Errorf("encode event: %w", err))
+		return nil, fmt.Errorf("encode event: %w", err)
 	}
+	timeout := orDuration(h.Timeout.D(), defaultHookTimeout)
 
-	hdr := http.Header{}
-	hdr.Set("Content-Type", "application/json")
-	// Signed per try, so a retry's signature is as fresh as the first's.
-	hdr.Set(notify.SignatureHeader, notify.Sign(key, r.clock(), body))
-	res := r.do(ctx, http.MethodPost, u, hdr, body,
-		orDuration(h.Timeout.D(), defaultHookTimeout))
-	if res.err != nil && res.status != 0 && !retryable(res.status) {
-		res.err = permanent(res.err)
-	}
-	return res.attempt(), res.out, res.err
+	return func(ctx context.Context) (Attempt, string, error) {
+		hdr := http.Header{}
+		hdr.Set("Content-Type", "application/json")
+		hdr.Set(notify.SignatureHeader, notify.Sign(key, r.clock(), body))
+		res := r.do(ctx, http.MethodPost, u, hdr, body, timeout)
+		if res.err != nil && res.status != 0 && !retryable(res.status) {
+			res.err = permanent(res.err)
+		}
+		return res.attempt(), res.out, res.err
+	}, nil
 }
 
 // retryable reports whether an HTTP status may change on another try.
@@ -127,15 +124,15 @@ func requestFailed(ctx, tctx context.Context, err error,
 
 // checkURL parses raw and refuses plain http to anything but this
 // machine unless insecureOK: a signed body or a health answer must not
-// cross a network in the clear.
-func checkURL(raw string, insecureOK bool) (*url.URL, error) {
+// cross a network in the clear. hint ends the refusal.
+func checkURL(raw string, insecureOK bool, hint string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, errors.New("url is not an http(s) URL")
 	}
 	if u.Scheme == "http" && !insecureOK && !config.IsLoopback(u.Hostname()) {
-		return nil, fmt.Errorf("refusing url %s: plain http to a remote host; "+
-			"use https, or set allow_insecure_url", shortURL(u))
+		return nil, fmt.Errorf("refusing url %s: plain http to a remote host; %s",
+			shortURL(u), hint)
 	}
 	return u, nil
 }

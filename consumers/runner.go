@@ -190,20 +190,27 @@ func (r *Runner) RunHooks(ctx context.Context, hooks []config.Hook,
 
 // tryFunc runs one try of a hook. The Attempt it returns has Outcome,
 // ExitCode, HTTPStatus and Error set; the output is for the log only.
-type tryFunc func(ctx context.Context, h config.Hook, ev HookEvent) (Attempt,
-	string, error)
+type tryFunc func(ctx context.Context) (Attempt, string, error)
+
+// prepare returns the try for h, or why h cannot run at all, in which
+// case no try is made.
+func (r *Runner) prepare(h config.Hook, ev HookEvent) (tryFunc, error) {
+	switch h.Type {
+	case "exec":
+		return r.execTry(h, ev), nil
+	case "http":
+		return r.httpTry(h, ev)
+	}
+	return nil, fmt.Errorf("unknown type %q", h.Type)
+}
 
 func (r *Runner) runHook(ctx context.Context, log *slog.Logger, h config.Hook,
 	ev HookEvent) (HookResult, error) {
 	res := HookResult{Name: h.Name, Type: h.Type}
-	var try tryFunc
-	switch h.Type {
-	case "exec":
-		try = r.tryExec
-	case "http":
-		try = r.tryHTTP
-	default:
-		return res, fmt.Errorf("consumers: hook %q: unknown type %q", h.Name, h.Type)
+	try, err := r.prepare(h, ev)
+	if err != nil {
+		log.Warn("consumer hook cannot run", logHook, h.Name, logErr, err)
+		return res, fmt.Errorf("consumers: hook %q: %w", h.Name, err)
 	}
 
 	var last error
@@ -214,7 +221,7 @@ func (r *Runner) runHook(ctx context.Context, log *slog.Logger, h config.Hook,
 				break
 			}
 		}
-		a, err := r.attempt(ctx, log, h, ev, n, try)
+		a, err := r.attempt(ctx, log, h.Name, n, try)
 		res.Attempts = append(res.Attempts, a)
 		if err == nil {
 			res.OK = true
@@ -232,11 +239,11 @@ func (r *Runner) runHook(ctx context.Context, log *slog.Logger, h config.Hook,
 }
 
 // attempt runs try once, reports it and logs its output.
-func (r *Runner) attempt(ctx context.Context, log *slog.Logger, h config.Hook,
-	ev HookEvent, n int, try tryFunc) (Attempt, error) {
+func (r *Runner) attempt(ctx context.Context, log *slog.Logger, name string, n int,
+	try tryFunc) (Attempt, error) {
 	start := r.clock()
-	a, out, err := try(ctx, h, ev)
-	a.Kind, a.Name, a.Try = KindHook, h.Name, n
+	a, out, err := try(ctx)
+	a.Kind, a.Name, a.Try = KindHook, name, n
 	a.Duration = r.clock().Sub(start)
 	r.onAttempt(a)
 
@@ -244,7 +251,7 @@ func (r *Runner) attempt(ctx context.Context, log *slog.Logger, h config.Hook,
 	if err != nil {
 		level = slog.LevelWarn
 	}
-	log.Log(ctx, level, "consumer hook try", logHook, h.Name, logTry, n,
+	log.Log(ctx, level, "consumer hook try", logHook, name, logTry, n,
 		logOutcome, string(a.Outcome), logDuration, a.Duration,
 		logExitCode, a.ExitCode, logHTTPStatus, a.HTTPStatus,
 		logErr, a.Error, logOutput, out)
