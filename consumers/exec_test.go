@@ -52,7 +52,8 @@ func TestExecHookTries(t *testing.T) {
 	}, {
 		name: "ok on the second try",
 		hook: execHook("flaky", 2,
-			`n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ "$n" -ge 1 ]`),
+			`n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count;`+
+				`[ "$n" -ge 1 ]`),
 		want: []Attempt{
 			{Try: 1, Outcome: OutcomeFailed, ExitCode: 1, Error: "exit status 1"},
 			{Try: 2, Outcome: OutcomeOK},
@@ -70,7 +71,8 @@ func TestExecHookTries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newRig(t)
 			tt.hook.Dir = t.TempDir()
-			res, err := g.RunHooks(context.Background(), []config.Hook{tt.hook}, testEvent)
+			res, err := g.RunHooks(context.Background(), []config.Hook{tt.hook},
+				testEvent)
 			if got := errString(err); got != tt.wantErr {
 				t.Errorf("error = %q, want %q", got, tt.wantErr)
 			}
@@ -199,7 +201,8 @@ func readFile(t *testing.T, path string) string {
 // its own, and wants both dead at the hook's timeout.
 func TestHungHookKilledWithChildren(t *testing.T) {
 	dir := t.TempDir()
-	hook := execHook("hang", 0, `sleep 60 & echo $! > child.pid; echo $$ > pgid; sleep 60`)
+	hook := execHook("hang", 0,
+		`sleep 60 & echo $! > child.pid; echo $$ > pgid; sleep 60`)
 	hook.Dir, hook.Timeout = dir, config.Duration(500*time.Millisecond)
 
 	start := time.Now()
@@ -229,7 +232,8 @@ func TestHungHookKilledWithChildren(t *testing.T) {
 // cut to 2 KiB, and never in the Attempt.
 func TestHookOutputLoggedCapped(t *testing.T) {
 	g := newRig(t)
-	hook := execHook("loud", 0, `echo start-marker; head -c 10000 /dev/zero | tr '\0' x; exit 1`)
+	hook := execHook("loud", 0,
+		`echo start-marker; head -c 10000 /dev/zero | tr '\0' x; exit 1`)
 	_, _ = g.RunHooks(context.Background(), []config.Hook{hook}, testEvent)
 
 	var output string

@@ -95,7 +95,8 @@ func TestGateCommand(t *testing.T) {
 		want   GateResult
 	}{
 		{name: "exits 0", script: "exit 0",
-			want: GateResult{Passed: true, Runs: checks("exit status 0", "exit status 0")}},
+			want: GateResult{Passed: true,
+				Runs: checks("exit status 0", "exit status 0")}},
 		{name: "exits 1", script: "exit 1",
 			want: GateResult{Runs: checks("exit status 1", "exit status 1",
 				"exit status 1", "exit status 1")}},

@@ -137,9 +137,7 @@ func NewRunner(o Options) *Runner {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	if r.client == nil {
-		r.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}
+		r.client = &http.Client{CheckRedirect: noRedirects}
 	}
 	if r.clock == nil {
 		r.clock = time.Now
@@ -151,6 +149,10 @@ func NewRunner(o Options) *Runner {
 		r.onAttempt = func(Attempt) {}
 	}
 	return r
+}
+
+func noRedirects(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
