@@ -19,6 +19,9 @@
 //     KEYTURN_CURRENT_FP and KEYTURN_PREVIOUS_FP. The daemon's own
 //     environment (which may hold VAULT_TOKEN or AWS keys) is never
 //     passed on, and no secret value is in the arguments or environment.
+//     An empty dir means the daemon's working directory. A hook that exits
+//     0 may leave a process running (a restarted service, say): it is not
+//     killed, and its output stops being read a second later.
 //   - http: a POST of the HookEvent as JSON, signed like keyturn's
 //     webhooks (notify.Sign, header notify.SignatureHeader) with the
 //     contents of signing_key_file; any 2xx is success. Redirects are
@@ -29,7 +32,8 @@
 //
 // A gate is an HTTP URL that must answer 2xx, or a command that must exit
 // 0, Successes times in a row, Interval apart, each check bounded by
-// Timeout. A failed check restarts the count. A gate runs at most
+// Timeout. A gate command gets the hooks' minimal environment without
+// the KEYTURN_ variables. A failed check restarts the count. A gate runs at most
 // Successes+3 checks and stops as soon as the streak can no longer be
 // reached, so a broken consumer is reported quickly and the gate always
 // ends. A gate URL that is neither https nor loopback is refused unless

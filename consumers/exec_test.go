@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,5 +259,27 @@ func TestHookOutputLoggedCapped(t *testing.T) {
 		Outcome: OutcomeFailed, ExitCode: 1, Error: "exit status 1"}}, g.attempts,
 		cmpopts.IgnoreFields(Attempt{}, "Duration")); diff != "" {
 		t.Errorf("attempts (-want +got):\n%s", diff)
+	}
+}
+
+// TestHookMayLeaveProcessRunning: a hook that starts a service in the
+// background and exits 0 succeeds, and the service is left alone.
+func TestHookMayLeaveProcessRunning(t *testing.T) {
+	dir := t.TempDir()
+	hook := execHook("restart", 0, `sleep 30 & echo $! > bg.pid`)
+	hook.Dir = dir
+
+	start := time.Now()
+	if _, err := newRig(t).RunHooks(context.Background(), []config.Hook{hook},
+		testEvent); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("hook took %s; the background process held it up", took)
+	}
+	bg := readInt(t, filepath.Join(dir, "bg.pid"))
+	t.Cleanup(func() { _ = syscall.Kill(bg, syscall.SIGKILL) })
+	if err := syscall.Kill(bg, 0); err != nil {
+		t.Errorf("the hook's background process is gone: %v", err)
 	}
 }

@@ -108,11 +108,16 @@ type HookResult struct {
 
 // Options configures a Runner. Every field is optional.
 type Options struct {
+	// Logger gets a line per hook try and gate check (with up to 2 KiB of
+	// output, see the package doc) and one per hook and gate outcome.
 	Logger *slog.Logger
 	// HTTPClient sends http hooks and gate checks. The default follows no
 	// redirects, so a signed body never travels to a second address.
 	HTTPClient *http.Client
-	Clock      func() time.Time
+	// Clock stamps events, webhook signatures, gate checks and attempt
+	// durations. Receivers check a signature's time against their own
+	// clock, so a fake Clock suits only receivers that share it.
+	Clock func() time.Time
 	// Sleep waits between tries and gate checks; it returns ctx's error
 	// when ctx ends first. Tests pass one that does not wait.
 	Sleep func(ctx context.Context, d time.Duration) error
