@@ -98,3 +98,9 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// runBinary runs a program and returns its combined output.
+func runBinary(path string, args ...string) (string, error) {
+	out, err := exec.Command(path, args...).CombinedOutput()
+	return string(out), err
+}
