@@ -50,6 +50,10 @@ type consumer struct {
 func (c *consumer) allows(app string) bool { return c.allApps || c.apps[app] }
 
 // authenticator finds the consumer a request comes from.
+//
+// Limitation: a key has no expiry, because the config holds none; a key
+// is revoked by removing its consumer (or its key_sha256) from the config
+// and restarting the daemon.
 type authenticator struct {
 	consumers []*consumer
 	clock     func() time.Time

@@ -46,7 +46,9 @@ var (
 		[]string{"app"}, nil)
 )
 
-// statusCollector turns Engine.Status into gauges at scrape time.
+// statusCollector turns Engine.Status into gauges at scrape time. Each
+// scrape lists every backend once, bounded by the scrape timeout; scrape
+// Vault or AWS-backed daemons every 30 s or more.
 type statusCollector struct {
 	src     scrapeSources
 	timeout time.Duration

@@ -94,6 +94,8 @@ func (w *web) invalidate(app string) {
 	}
 }
 
+// Limitation: the TLS certificate is read once, when the daemon starts;
+// restart it to serve a renewed certificate.
 func (w *web) listen() error {
 	if w.cfg.Listen == "" || w.cfg.Listen == config.ListenOff {
 		return nil
@@ -184,6 +186,10 @@ func (w *web) routes() http.Handler {
 
 // socketHandler adds the token broker to the operator API on the Unix
 // socket, for consumers named by uid (or by key) in the config.
+//
+// Limitation: the socket has mode 0600, so only processes of the daemon's
+// own user (and root) can connect; consumers of other users need a key
+// and the listen address.
 func (w *web) socketHandler(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/apps/{app}/token", w.vend)

@@ -148,6 +148,11 @@ type refusal struct {
 
 // refuse audits and answers a refusal. The answer goes out even when the
 // audit record cannot be written, since it gives nothing away.
+//
+// Limitation: every refusal is one audit record, written with fsync, and
+// the rate limit applies only once a caller is known, so a flood of
+// requests with bad keys grows the audit log and costs one fsync share
+// each. Keep the listener off untrusted networks.
 func (w *web) refuse(rw http.ResponseWriter, r *http.Request, f refusal) {
 	w.metrics.refusals.WithLabelValues(f.code).Inc()
 	rec := audit.Record{Kind: audit.KindBrokerVend, App: f.app, Actor: actor(f.consumer),
