@@ -144,7 +144,16 @@ func nextStep(app string, r *Rotation) string {
 		return "create a secret in the Dashboard, then run: keyturn submit " + app
 	case StateAwaitDelete:
 		return "delete the old secret in the Dashboard, then run: keyturn confirm-deleted " + app
+	case StateStaged:
+		if r.Hold != "" {
+			return fmt.Sprintf("rolled back (%s); fix the consumers, then run keyturn "+
+				"resume %s, or keyturn abort %s", r.Hold, app, app)
+		}
 	case StateDraining:
+		if r.Consumers != nil && !r.Consumers.Confirmed && r.Prompts[StateDraining] != nil {
+			return "update the app's consumers to the new secret, then run: keyturn " +
+				"confirm-updated " + app
+		}
 		return fmt.Sprintf("consumers are switching until %s; then delete the old "+
 			"secret when prompted", r.DrainUntil.Format(time.RFC3339))
 	}
@@ -237,3 +246,57 @@ func isRefusal(err error) bool {
 }
 
 func isInvalidClient(err error) bool { return errors.Is(err, smartcar.ErrInvalidClient) }
+
+// ConfirmUpdated records that a person moved an app's hand-managed
+// consumers to the new secret (consumers mode manual).
+func (e *Engine) ConfirmUpdated(ctx context.Context, app, actor string) (*Rotation, error) {
+	a, unlock, err := e.lock(app)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := e.running(a, StateDraining, "keyturn confirm-updated")
+	if err != nil {
+		return nil, err
+	}
+	if a.Consumers.Mode != "manual" || r.Consumers == nil {
+		return r, errorf(ErrWrongState, nextStep(a.Name, r), "%s: consumers mode is %s; "+
+			"keyturn moves them itself", a.Name, a.Consumers.Mode)
+	}
+	if err := e.auditAction(ctx, a, r, audit.KindOperatorAction, "confirm_updated", actor,
+		r.New.Fingerprint); err != nil {
+		return r, err
+	}
+	r.Consumers.Confirmed = true
+	if err := e.deps.Store.Put(r); err != nil {
+		return r, err
+	}
+	return r, e.advance(ctx, a, r)
+}
+
+// Resume promotes again a rotation that was rolled back, once a person
+// fixed what made its hooks or gate fail.
+func (e *Engine) Resume(ctx context.Context, app, actor string) (*Rotation, error) {
+	a, unlock, err := e.lock(app)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := e.running(a, StateStaged, "keyturn resume")
+	if err != nil {
+		return nil, err
+	}
+	if r.Hold == "" {
+		return r, errorf(ErrWrongState, nextStep(a.Name, r), "%s: rotation %s was not "+
+			"rolled back", a.Name, r.ID)
+	}
+	if err := e.auditAction(ctx, a, r, audit.KindOperatorAction, "resume", actor,
+		r.New.Fingerprint); err != nil {
+		return r, err
+	}
+	r.Hold, r.Consumers = "", nil
+	if err := e.deps.Store.Put(r); err != nil {
+		return r, err
+	}
+	return r, e.advance(ctx, a, r)
+}

@@ -50,6 +50,9 @@ type Deps struct {
 	Notify   Notifier // optional
 	Clock    func() time.Time
 	Logger   *slog.Logger
+	// Sleep waits between hook tries and gate checks; tests pass one that
+	// does not wait.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// AuditDir is where incident reports are written, beside the log.
 	AuditDir string
 	// OnPromote is told when an app's current secret changed, so the

@@ -132,7 +132,8 @@ func (f *fixture) restart(url string) {
 	f.eng, err = New(cfg, Deps{Store: f.store,
 		Backends: map[string]backends.Backend{"demo": f.be},
 		Tokens:   smartcar.NewClient(f.emu.TokenURL()), Audit: f.log, Notify: f.ev,
-		Clock: f.clk.Now, AuditDir: filepath.Join(f.dir, "audit")})
+		Clock: f.clk.Now, AuditDir: filepath.Join(f.dir, "audit"),
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
 	if err != nil {
 		f.t.Fatal(err)
 	}

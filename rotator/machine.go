@@ -91,6 +91,9 @@ func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 	case StateVerifyNew:
 		return e.verifyNew(ctx, a, r)
 	case StateStaged:
+		if r.Hold != "" {
+			return nil // rolled back: a person resumes or aborts
+		}
 		return e.promote(ctx, a, r)
 	case StatePromoted:
 		if r.revokeFirst() {
@@ -99,10 +102,7 @@ func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 		}
 		return e.startDrain(ctx, a, r)
 	case StateDraining:
-		if e.now().Before(r.DrainUntil) {
-			return nil
-		}
-		return e.enterWait(ctx, a, r, StateAwaitDelete, "consumers had time to switch")
+		return e.drain(ctx, a, r)
 	case StateVerifyRevoked:
 		return e.verifyRevoked(ctx, a, r)
 	case StateRetired:
@@ -192,9 +192,19 @@ func (e *Engine) startDrain(ctx context.Context, a *config.App, r *Rotation) err
 	if a.Consumers.Mode == "backend" && (r.Emergency == nil || r.Emergency.Drain) {
 		wait = a.Consumers.Propagation.D()
 	}
-	r.DrainUntil = e.now().Add(wait)
-	return e.transition(ctx, a, r, StateDraining, "",
-		fmt.Sprintf("consumers mode %s, window %s", a.Consumers.Mode, wait))
+	r.DrainUntil, r.Consumers = e.now().Add(wait), &ConsumerStep{}
+	if err := e.transition(ctx, a, r, StateDraining, "",
+		fmt.Sprintf("consumers mode %s, window %s", a.Consumers.Mode, wait)); err != nil {
+		return err
+	}
+	if a.Consumers.Mode == "manual" {
+		r.Prompts[StateDraining] = &PromptState{FirstAt: e.now(), LastAt: e.now()}
+		if err := e.deps.Store.Put(r); err != nil {
+			return err
+		}
+		e.prompt(ctx, a, r, StateDraining, 0, r.Kind == KindEmergency)
+	}
+	return nil
 }
 
 func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) error {

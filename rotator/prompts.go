@@ -16,6 +16,7 @@ import (
 var promptKinds = map[State]notify.Kind{
 	StateAwaitNew:    notify.KindPromptCreate,
 	StateAwaitDelete: notify.KindPromptDelete,
+	StateDraining:    notify.KindPromptUpdate,
 }
 
 // enterWait moves r into a state that waits for a person and prompts
@@ -57,7 +58,7 @@ func (e *Engine) leaveWait(ctx context.Context, a *config.App, r *Rotation, to S
 // escalates after escalate_after, outside quiet hours for routine work.
 func (e *Engine) remind(ctx context.Context, a *config.App, r *Rotation) error {
 	ps := r.Prompts[r.State]
-	if ps == nil || !r.WaitsForPerson() {
+	if ps == nil || promptKinds[r.State] == "" {
 		return nil
 	}
 	now := e.now()
@@ -102,6 +103,9 @@ func (e *Engine) prompt(ctx context.Context, a *config.App, r *Rotation, s State
 			ev.Deadline = r.Old.CreatedAt.Add(a.Policy.MaxAge.D())
 		}
 		ev.DeleteFirst = e.deleteFirst(ctx, a)
+	case StateDraining:
+		ev.Command = "keyturn confirm-updated " + a.Name
+		ev.Deadline = ps.FirstAt.Add(a.Prompts.EscalateAfter.D())
 	case StateAwaitDelete:
 		ev.Command = "keyturn confirm-deleted " + a.Name
 		ev.Delete = &notify.SecretRef{Fingerprint: r.Old.Fingerprint,

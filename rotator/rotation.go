@@ -74,6 +74,12 @@ type Rotation struct {
 
 	Timeline []Mark `json:"timeline"`
 
+	// Consumers is the progress of the draining state.
+	Consumers *ConsumerStep `json:"consumers,omitempty"`
+	// Hold keeps a staged rotation from promoting again after a rollback,
+	// until a person resumes it; it says why it was rolled back.
+	Hold string `json:"hold,omitempty"`
+
 	// Emergency holds what only an emergency rotation has.
 	Emergency *EmergencyInfo `json:"emergency,omitempty"`
 }

@@ -39,7 +39,11 @@ type RotationStatus struct {
 	DrainUntil time.Time `json:"drain_until,omitzero"`
 	RetryAt    time.Time `json:"retry_at,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
-	Timeline   []Mark    `json:"timeline"`
+	// Consumers is the draining step: hooks run, gate checks, rollback.
+	Consumers *ConsumerStep `json:"consumers,omitempty"`
+	// DrainLeftSeconds is the time left in the propagation window.
+	DrainLeftSeconds int64  `json:"drain_left_seconds,omitempty"`
+	Timeline         []Mark `json:"timeline"`
 }
 
 // Status reports every app's credential, in config order. A backend that
@@ -70,7 +74,10 @@ func (e *Engine) Status(ctx context.Context) []CredentialStatus {
 			cs.Rotation = &RotationStatus{ID: r.ID, Kind: r.Kind, State: r.State,
 				StartedAt: r.StartedAt, Reason: r.Reason, NextStep: nextStep(name, r),
 				DrainUntil: r.DrainUntil, RetryAt: r.RetryAt, LastError: r.LastError,
-				Timeline: r.Timeline}
+				Consumers: r.Consumers, Timeline: r.Timeline}
+			if r.State == StateDraining && now.Before(r.DrainUntil) {
+				cs.Rotation.DrainLeftSeconds = int64(r.DrainUntil.Sub(now) / time.Second)
+			}
 		}
 		out = append(out, cs)
 	}

@@ -42,6 +42,8 @@ func (s *socketAPI) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/apps/{app}/submit", s.submit)
 	mux.HandleFunc("POST /v1/apps/{app}/confirm-deleted", s.confirmDeleted)
 	mux.HandleFunc("POST /v1/apps/{app}/abort", s.abort)
+	mux.HandleFunc("POST /v1/apps/{app}/confirm-updated", s.confirmUpdated)
+	mux.HandleFunc("POST /v1/apps/{app}/resume", s.resume)
 	mux.HandleFunc("POST /v1/apps/{app}/check", s.check)
 	mux.HandleFunc("POST /v1/apps/{app}/emergency", s.emergency)
 	mux.HandleFunc("POST /v1/notify/{channel}/test", s.notifyTest)
@@ -117,6 +119,16 @@ func (s *socketAPI) submit(w http.ResponseWriter, r *http.Request) {
 
 func (s *socketAPI) confirmDeleted(w http.ResponseWriter, r *http.Request) {
 	rot, err := s.engine.ConfirmDeleted(r.Context(), r.PathValue("app"), s.actor(r))
+	s.answer(w, rot, err)
+}
+
+func (s *socketAPI) confirmUpdated(w http.ResponseWriter, r *http.Request) {
+	rot, err := s.engine.ConfirmUpdated(r.Context(), r.PathValue("app"), s.actor(r))
+	s.answer(w, rot, err)
+}
+
+func (s *socketAPI) resume(w http.ResponseWriter, r *http.Request) {
+	rot, err := s.engine.Resume(r.Context(), r.PathValue("app"), s.actor(r))
 	s.answer(w, rot, err)
 }
 

@@ -126,6 +126,16 @@ func (c *Client) ConfirmDeleted(ctx context.Context, app string) (*rotator.Rotat
 	return c.action(ctx, app, "confirm-deleted", nil)
 }
 
+// ConfirmUpdated says hand-managed consumers use the new secret.
+func (c *Client) ConfirmUpdated(ctx context.Context, app string) (*rotator.Rotation, error) {
+	return c.action(ctx, app, "confirm-updated", nil)
+}
+
+// Resume promotes a rolled-back rotation again.
+func (c *Client) Resume(ctx context.Context, app string) (*rotator.Rotation, error) {
+	return c.action(ctx, app, "resume", nil)
+}
+
 // Abort stops a rotation that has not promoted.
 func (c *Client) Abort(ctx context.Context, app, reason string) (*rotator.Rotation, error) {
 	return c.action(ctx, app, "abort", actionBody{Reason: reason})

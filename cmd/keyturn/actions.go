@@ -56,6 +56,48 @@ func newConfirmDeletedCmd(e *env) *cobra.Command {
 	}
 }
 
+func newConfirmUpdatedCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "confirm-updated APP",
+		Short:   "Say APP's hand-managed consumers use the new secret (consumers mode manual)",
+		Example: "  keyturn confirm-updated fleet-prod",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.ConfirmUpdated(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			printOutcome(e, a[0], r)
+			return nil
+		},
+	}
+}
+
+func newResumeCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "resume APP",
+		Short:   "Promote again a rotation that was rolled back by a failed hook or gate",
+		Example: "  keyturn resume fleet-prod",
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, a []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			r, err := cl.Resume(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			printOutcome(e, a[0], r)
+			return nil
+		},
+	}
+}
+
 func newAbortCmd(e *env) *cobra.Command {
 	var reason string
 	c := &cobra.Command{
@@ -133,5 +175,8 @@ func printOutcome(e *env, app string, r *rotator.Rotation) {
 			r.RevokedAt.Add(60*60e9).Format("15:04:05 MST"))
 	default:
 		fmt.Fprintf(e.stdout, "rotation %s: state %s\n", r.ID, r.State)
+		if r.Hold != "" {
+			fmt.Fprintf(e.stdout, "rolled back: %s\n", r.Hold)
+		}
 	}
 }

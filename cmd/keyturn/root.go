@@ -41,7 +41,8 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newDaemonCmd(e), newDevCmd(e), newStatusCmd(e), newRotateCmd(e),
 		newSubmitCmd(e), newConfirmDeletedCmd(e), newAbortCmd(e), newCheckCmd(e),
 		newConfigCmd(e), newAuditCmd(e), newVersionCmd(e), newTokenCmd(e),
-		newEmergencyCmd(e), newNotifyCmd(e))
+		newEmergencyCmd(e), newNotifyCmd(e),
+		newConfirmUpdatedCmd(e), newResumeCmd(e))
 	return root
 }
 
