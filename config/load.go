@@ -1,6 +1,7 @@
 // Package config loads keyturn's YAML configuration: strictly (an unknown
 // key is an error naming its line and column), with $VAR and ${VAR}
-// expansion in values, durations that count days ("90d"), defaults, and a
+// expansion in values (not in single-quoted values or | and > blocks),
+// durations that count days ("90d"), defaults, and a
 // validation pass that reports every problem at once, each with the field,
 // the bad value and what to write instead.
 //
@@ -155,7 +156,10 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 }
 
 func (w *walker) expand(n *yaml.Node, path string) {
-	if !strings.Contains(n.Value, "$") || n.Style&(yaml.SingleQuotedStyle) != 0 {
+	// Single-quoted values and block scalars (| and >, where scripts
+	// live) are taken literally.
+	literal := yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
+	if !strings.Contains(n.Value, "$") || n.Style&literal != 0 {
 		return
 	}
 	var missing []string
@@ -171,7 +175,7 @@ func (w *walker) expand(n *yaml.Node, path string) {
 	})
 	for _, m := range missing {
 		w.add(n, path, fmt.Sprintf("environment variable %s is not set", m),
-			"set it, write $$ for a literal $, or single-quote the value")
+			"set it, write $$ for a literal $, or single-quote the value (or use a | block)")
 	}
 }
 

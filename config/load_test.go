@@ -91,7 +91,9 @@ apps:
 func TestExpandAndEscape(t *testing.T) {
 	y := strings.Replace(minimal, "client_1", "${CID}-x", 1) +
 		"    dashboard_url: 'https://d/$literal'\n" +
-		"    prompts: {quiet_hours: \"22:00-07:00\"}\n"
+		"    prompts: {quiet_hours: \"22:00-07:00\"}\n" +
+		"    consumers:\n      hooks:\n        - type: exec\n          command:\n" +
+		"            - /bin/sh\n            - |\n              echo $HOME\n"
 	c, err := Parse("k.yaml", []byte(y), env(map[string]string{"CID": "client_9"}))
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +103,9 @@ func TestExpandAndEscape(t *testing.T) {
 	}
 	if got := c.Apps[0].DashboardURL; got != "https://d/$literal" {
 		t.Errorf("single-quoted value was expanded: %q", got)
+	}
+	if got := c.Apps[0].Consumers.Hooks[0].Command[1]; got != "echo $HOME\n" {
+		t.Errorf("block scalar was expanded: %q", got)
 	}
 }
 

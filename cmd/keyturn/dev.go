@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +33,9 @@ type devState struct {
 }
 
 type devOptions struct {
-	dir, backend, emulatorAddr string
-	drain                      time.Duration
+	dir, backend, emulatorAddr, listen string
+	drain                              time.Duration
+	noConsumer                         bool
 }
 
 func newDevCmd(e *env) *cobra.Command {
@@ -53,7 +57,11 @@ func newDevCmd(e *env) *cobra.Command {
 	c.Flags().StringVar(&o.emulatorAddr, "emulator-addr", "",
 		"address for the emulator (default: the last one used in DIR, else a free port)")
 	c.Flags().DurationVar(&o.drain, "drain", 2*time.Second, "consumer propagation window")
-	c.AddCommand(newDashboardCmd(e, &o))
+	c.Flags().StringVar(&o.listen, "listen", config.DefaultListen,
+		"broker, health and metrics address (a free port if taken)")
+	c.Flags().BoolVar(&o.noConsumer, "no-sample-consumer", false,
+		"skip the sample consumer and its reload hook and health gate")
+	c.AddCommand(newDashboardCmd(e, &o), newSampleConsumerCmd())
 	return c
 }
 
@@ -80,8 +88,12 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	defer emu.Close()
 
+	vals, err := devValues(dir, url, o)
+	if err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dir, "keyturn.yaml")
-	if err := writeDevConfig(cfgPath, dir, url, o); err != nil {
+	if err := writeDevConfig(cfgPath, vals); err != nil {
 		return err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -90,6 +102,13 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	if err := seedDemo(ctx, cfg, emu); err != nil {
 		return err
+	}
+	if vals["Consumer"] != nil {
+		stop, err := startSampleConsumer(dir, url, vals["Consumer"].(string))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	data, _ := json.Marshal(devState{EmulatorURL: url, ClientID: devClientID})
 	if err := os.WriteFile(filepath.Join(dir, "dev.json"), data, 0o600); err != nil {
@@ -100,7 +119,7 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	if err != nil {
 		return err
 	}
-	printDevBanner(e, cfgPath, url)
+	printDevBanner(e, cfgPath, url, vals)
 	return d.Run(ctx)
 }
 
@@ -136,7 +155,7 @@ func seedDemo(ctx context.Context, cfg *config.Config, emu *emulator.Emulator) e
 var devConfig = template.Must(template.New("dev").Parse(`# Written by keyturn dev. It is rewritten each time keyturn dev starts.
 state_dir: {{.Dir}}/state
 socket: {{.Dir}}/keyturn.sock
-listen: "off"
+listen: {{.Listen}}
 log: {level: info}
 smartcar:
   token_url: {{.URL}}/oauth2/token
@@ -145,6 +164,8 @@ smartcar:
   timeout: 5s
 notify:
   - {name: console, type: log}
+consumers:
+  - {name: dev, key_sha256: {{.KeySHA}}, apps: [demo]}
 apps:
   - name: demo
     client_id: {{.ClientID}}
@@ -165,23 +186,94 @@ apps:
       auth: {method: token}
 {{- end}}
     policy: {max_age: 90d, warn_before: 14d}
-    consumers: {mode: backend, propagation: {{.Drain}}}
+    consumers:
+      mode: backend
+      propagation: {{.Drain}}
+{{- if .Consumer}}
+      # The sample consumer reads demo.env; the hook makes it reload and
+      # waits until it holds the new secret, and the gate asks it to prove
+      # the secret works before the old one may be deleted.
+      hooks:
+        - name: reload-sample-consumer
+          type: exec
+          timeout: 10s
+          command:
+            - /bin/sh
+            - -c
+            - |
+              kill -HUP "$(cat "$1")" || exit 1; i=0
+              while [ "$i" -lt 50 ]; do
+                [ "$(cat "$2")" = "$KEYTURN_CURRENT_FP" ] && exit 0
+                i=$((i+1)); sleep 0.1
+              done; exit 1
+            - reload
+            - {{.Dir}}/consumer.pid
+            - {{.Dir}}/consumer.loaded
+      gate: {url: "http://{{.Consumer}}/healthz", successes: 2, interval: 1s, timeout: 5s}
+{{- end}}
     prompts: {remind_every: 10m, escalate_after: 1h}
     owners: [console]
     escalate_to: [console]
 `))
 
-func writeDevConfig(path, dir, url string, o devOptions) error {
+// devValues fills the config template: addresses, the dev consumer's
+// key (made once, kept in DIR/consumer.key), the sample consumer.
+func devValues(dir, url string, o devOptions) (map[string]any, error) {
 	switch o.backend {
 	case "env", "awssm", "vault":
 	default:
-		return usagef("use --backend env, vault or awssm", "unknown backend %q", o.backend)
+		return nil, usagef("use --backend env, vault or awssm", "unknown backend %q",
+			o.backend)
 	}
-	var b strings.Builder
-	err := devConfig.Execute(&b, map[string]any{"Dir": dir, "URL": url,
-		"ClientID": devClientID, "Backend": o.backend, "Base": filepath.Base(dir),
-		"Drain": config.Duration(o.drain).String()})
+	listen, err := freeOr(o.listen)
 	if err != nil {
+		return nil, usagef("pass --listen HOST:PORT on loopback", "--listen: %v", err)
+	}
+	sha, err := devConsumerKey(filepath.Join(dir, "consumer.key"))
+	if err != nil {
+		return nil, err
+	}
+	v := map[string]any{"Dir": dir, "URL": url, "ClientID": devClientID,
+		"Backend": o.backend, "Base": filepath.Base(dir), "Listen": listen,
+		"KeySHA": sha, "Drain": config.Duration(o.drain).String()}
+	if o.backend == "env" && !o.noConsumer {
+		if v["Consumer"], err = freeOr("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// freeOr returns addr if it can be listened on, else a free loopback port.
+func freeOr(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// devConsumerKey returns the SHA-256 of the dev consumer's key, making
+// the key on first use.
+func devConsumerKey(path string) (string, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		sum := sha256.Sum256([]byte(strings.TrimSpace(string(data))))
+		return hex.EncodeToString(sum[:]), nil
+	}
+	key, sha, err := server.NewConsumerKey()
+	if err != nil {
+		return "", err
+	}
+	return sha, os.WriteFile(path, []byte(key+"\n"), 0o600)
+}
+
+func writeDevConfig(path string, vals map[string]any) error {
+	var b strings.Builder
+	if err := devConfig.Execute(&b, vals); err != nil {
 		return err
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
@@ -196,13 +288,21 @@ func readDevState(dir string) (devState, error) {
 	return st, json.Unmarshal(data, &st)
 }
 
-func printDevBanner(e *env, cfgPath, url string) {
+func printDevBanner(e *env, cfgPath, url string, vals map[string]any) {
+	dir := filepath.Dir(cfgPath)
 	fmt.Fprintf(e.stdout, "keyturn dev is running.\n")
 	fmt.Fprintf(e.stdout, "  smartcar emulator: %s (token endpoint %s/oauth2/token)\n", url, url)
 	fmt.Fprintf(e.stdout, "  config:            %s\n", cfgPath)
+	fmt.Fprintf(e.stdout, "  token broker:      http://%s/v1/apps/demo/token\n", vals["Listen"])
+	if c := vals["Consumer"]; c != nil {
+		fmt.Fprintf(e.stdout, "  sample consumer:   http://%s/healthz (reads demo.env)\n", c)
+	}
 	fmt.Fprintf(e.stdout, "In another terminal:\n")
 	fmt.Fprintf(e.stdout, "  export KEYTURN_CONFIG=%s\n", cfgPath)
+	fmt.Fprintf(e.stdout, "  export KEYTURN_CONSUMER_KEY_FILE=%s\n",
+		filepath.Join(dir, "consumer.key"))
 	fmt.Fprintf(e.stdout, "  keyturn status\n  keyturn rotate demo\n")
+	fmt.Fprintf(e.stdout, "  keyturn dev dashboard create | keyturn submit demo\n")
 }
 
 // state finds a running keyturn dev: in --dir, or else beside the config

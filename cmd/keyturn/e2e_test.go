@@ -16,7 +16,8 @@ import (
 func TestDevFullRotation(t *testing.T) {
 	tr := &transcript{}
 	dir := t.TempDir()
-	dev := startProc(t, tr, "dev", "--dir", dir, "--drain", "1s")
+	dev := startProc(t, tr, "dev", "--dir", dir, "--drain", "1s", "--listen",
+		"127.0.0.1:0")
 	cfg := filepath.Join(dir, "keyturn.yaml")
 	eventually(t, "keyturn dev to answer", func() bool {
 		return kt(t, tr, cfg, "", "status").code == 0
@@ -33,6 +34,11 @@ func TestDevFullRotation(t *testing.T) {
 	oldSecret := readEnvSecret(t, filepath.Join(dir, "demo.env"))
 	oldID := d.list()[0].ID
 
+	keyFile := filepath.Join(dir, "consumer.key")
+	tok1 := kt(t, tr, cfg, "", "token", "demo", "--key-file", keyFile)
+	if tok1.code != 0 || len(strings.TrimSpace(tok1.stdout)) < 20 {
+		t.Fatalf("token from the broker: %v", tok1)
+	}
 	if r := kt(t, tr, cfg, "", "rotate", "demo", "--reason", "e2e"); r.code != 0 {
 		t.Fatalf("rotate: %v", r)
 	}
@@ -77,6 +83,23 @@ func TestDevFullRotation(t *testing.T) {
 	}
 	if r := kt(t, tr, cfg, "", "audit", "verify"); r.code != 0 {
 		t.Errorf("audit verify: %v", r)
+	}
+	tail := kt(t, tr, cfg, "", "audit", "tail", "-n", "300").stdout
+	for _, want := range []string{"hook:reload-sample-consumer", "gate:gate", "broker_vend"} {
+		if !strings.Contains(tail, want) {
+			t.Errorf("audit lacks %s", want)
+		}
+	}
+	// The broker switched to the new secret: a new token, from a new secret.
+	tok2 := kt(t, tr, cfg, "", "token", "demo", "--key-file", keyFile)
+	if tok2.code != 0 || tok2.stdout == tok1.stdout {
+		t.Errorf("token after rotation: %v (same as before: %v)", tok2,
+			tok2.stdout == tok1.stdout)
+	}
+	loaded, _ := os.ReadFile(filepath.Join(dir, "consumer.loaded"))
+	if got := status(t, tr, cfg)[0].Secrets[0].Fingerprint; strings.TrimSpace(
+		string(loaded)) != got {
+		t.Errorf("sample consumer holds %s, want %s", loaded, got)
 	}
 	dev.kill(syscall.SIGTERM)
 	if code := dev.cmd.ProcessState.ExitCode(); code != 0 {
