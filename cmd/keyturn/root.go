@@ -42,7 +42,8 @@ func newRoot(e *env) *cobra.Command {
 		newSubmitCmd(e), newConfirmDeletedCmd(e), newAbortCmd(e), newCheckCmd(e),
 		newConfigCmd(e), newAuditCmd(e), newVersionCmd(e), newTokenCmd(e),
 		newEmergencyCmd(e), newNotifyCmd(e),
-		newConfirmUpdatedCmd(e), newResumeCmd(e))
+		newConfirmUpdatedCmd(e), newResumeCmd(e),
+		newCompletionCmd(e), newGendocsCmd(e))
 	return root
 }
 
