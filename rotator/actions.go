@@ -39,6 +39,7 @@ func (e *Engine) Submit(ctx context.Context, app string, v secret.Value,
 	if err := be.WritePending(ctx, r.ID, v, e.now()); err != nil {
 		return r, fmt.Errorf("%s: store the new secret as pending in %s: %w", a.Name, be, err)
 	}
+	crashPoint("backend:pending_written")
 	r.New = SecretInfo{Fingerprint: v.Fingerprint(), CreatedAt: e.now()}
 	if err := e.leaveWait(ctx, a, r, StateVerifyNew, actor, "secret handed over"); err != nil {
 		return r, err

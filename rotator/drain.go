@@ -36,6 +36,7 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 		res, err := e.runner(a, r).RunHooks(ctx, a.Consumers.Hooks, e.hookEvent(a, r,
 			consumers.ActionPromoted))
 		cs.Hooks, cs.HooksRun = hookLines(res), true
+		crashPoint("hooks:run")
 		if err != nil {
 			return e.rollBack(ctx, a, r, "reload hook failed: "+err.Error())
 		}

@@ -29,6 +29,7 @@ func (e *Engine) transition(ctx context.Context, a *config.App, r *Rotation, to 
 		return errorf(ErrAuditFailed, "check the audit dir's disk space and permissions; "+
 			"keyturn status shows readiness", "%s: enter %s: %v", r.App, to, err)
 	}
+	crashPoint(string(to) + ":audited")
 	r.State, r.UpdatedAt = to, now
 	r.RetryAt, r.Attempts = time.Time{}, 0
 	r.Timeline = append(r.Timeline, Mark{State: to, At: now, By: actor})
@@ -38,6 +39,7 @@ func (e *Engine) transition(ctx context.Context, a *config.App, r *Rotation, to 
 	if err := e.deps.Store.Put(r); err != nil {
 		return fmt.Errorf("%s: save rotation %s: %w", r.App, r.ID, err)
 	}
+	crashPoint(string(to) + ":saved")
 	e.log.Info("rotation step", logApp, r.App, logRotationID, r.ID, logState, to)
 	return nil
 }
@@ -176,6 +178,7 @@ func (e *Engine) promote(ctx context.Context, a *config.App, r *Rotation) error 
 	if err != nil {
 		return e.retryLater(ctx, r, "promote the new secret", err)
 	}
+	crashPoint("backend:promoted")
 	if err := e.transition(ctx, a, r, StatePromoted, "", ""); err != nil {
 		return err
 	}
@@ -217,6 +220,7 @@ func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) 
 		return e.afterRevoked(ctx, a, r, "old secret already removed")
 	}
 	_, err = e.tokenRequest(ctx, a, r, old, audit.PurposeVerifyRevoked)
+	crashPoint("verify_revoked:answered")
 	switch {
 	case isInvalidClient(err):
 		r.RevokedAt, r.LastError = e.now(), ""
@@ -268,6 +272,7 @@ func (e *Engine) retire(ctx context.Context, a *config.App, r *Rotation) error {
 	if err := e.deps.Backends[a.Name].RemovePrevious(ctx, r.Old.Fingerprint); err != nil {
 		return e.retryLater(ctx, r, "remove the old secret", err)
 	}
+	crashPoint("backend:previous_removed")
 	st, err := e.deps.Store.AppState(a.Name)
 	if err != nil {
 		return err
@@ -277,6 +282,7 @@ func (e *Engine) retire(ctx context.Context, a *config.App, r *Rotation) error {
 		if err := e.closeEmergency(ctx, a, r, &st); err != nil {
 			return e.retryLater(ctx, r, "write the incident report", err)
 		}
+		crashPoint("incident:written")
 	}
 	if err := e.transition(ctx, a, r, StateDone, "", ""); err != nil {
 		return err

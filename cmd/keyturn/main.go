@@ -28,6 +28,7 @@ const (
 var version = "dev"
 
 func main() {
+	armCrashPoint()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -95,4 +96,20 @@ func report(w io.Writer, err error) int {
 		fmt.Fprintf(w, "keyturn: hint: %s\n", hint)
 	}
 	return code
+}
+
+// armCrashPoint makes the process kill itself with SIGKILL at the rotation
+// step named by KEYTURN_TEST_CRASH_AT, for the crash-point tests. It is a
+// test hook: nothing sets the variable in normal use.
+func armCrashPoint() {
+	at := os.Getenv("KEYTURN_TEST_CRASH_AT")
+	if at == "" {
+		return
+	}
+	rotator.CrashHook = func(point string) {
+		if point == at {
+			fmt.Fprintf(os.Stderr, "keyturn: test crash point %s reached\n", point)
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 }
