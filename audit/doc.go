@@ -80,6 +80,14 @@
 // which a crash leaves until the daemon opens the log again. Records after
 // the last checkpoint chain correctly but are reported as Unsigned.
 //
+// Verify reads files as they are; run against the log of a running
+// daemon, it may find the record being written half there and report a
+// truncated tail. Run it again, or against a copy taken after Close.
+//
+// Limitation: segments are never removed, and Verify wants the whole log
+// from seq 1, because the chain has no signed starting point other than
+// the first record; retention would need a checkpoint that starts a chain.
+//
 // Limitation: whole records removed from the end of the log, last
 // checkpoint included, look like a log that simply ends earlier, because
 // nothing after them remains to disagree. Copying each checkpoint off the

@@ -17,6 +17,9 @@ import (
 // refused by Append and reported as malformed by Verify.
 const maxLine = 256 << 10
 
+// maxBody leaves room in maxLine for the fields the log adds.
+const maxBody = maxLine - 512
+
 // The fixed parts of a line. Every line is
 //
 //	{"time":"T","seq":N<body>,"prev_hash":"P","hash":"H"}

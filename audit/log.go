@@ -22,6 +22,16 @@ var (
 	ErrClosed = errors.New("audit: log closed")
 )
 
+// Log attribute keys.
+const (
+	logKeyDir      = "audit_dir"
+	logKeySegment  = "segment"
+	logKeySeq      = "seq"
+	logKeyOffset   = "offset"
+	logKeyBytesCut = "bytes_cut"
+	logKeyErr      = "err"
+)
+
 // Options tune a Log. The zero value is usable.
 type Options struct {
 	// SegmentSize is the size at which a new segment file is started.
@@ -171,7 +181,8 @@ func (l *Log) open() error {
 		return nil
 	}
 	l.opts.Logger.Warn("audit log had a torn tail; cut it off",
-		"segment", cut.Segment, "offset", cut.Offset, "bytes_cut", cut.BytesCut)
+		logKeySegment, cut.Segment, logKeyOffset, cut.Offset,
+		logKeyBytesCut, cut.BytesCut)
 	req := &request{rec: cut.record()}
 	if req.body, err = encodeBody(req.rec); err != nil {
 		return err
@@ -197,6 +208,10 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	body, err := encodeBody(r)
 	if err != nil {
 		return Record{}, fmt.Errorf("audit: append: %w", err)
+	}
+	if len(body) > maxBody {
+		return Record{}, fmt.Errorf("audit: append: record of %d bytes "+
+			"is over the limit of %d", len(body), maxBody)
 	}
 	req := &request{rec: r, body: body, done: make(chan struct{})}
 	l.active.Add(1)

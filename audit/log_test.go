@@ -57,6 +57,8 @@ func TestAppendRefuses(t *testing.T) {
 		{"odd kind", Record{Kind: "Token Request"}, "want lowercase letters"},
 		{"bad extra", Record{Kind: KindHandoff, Extra: json.RawMessage("{")},
 			"encode record"},
+		{"too big", Record{Kind: KindHandoff, Detail: strings.Repeat("x", maxLine)},
+			"is over the limit"},
 	}
 	l, _ := openTest(t, Options{})
 	defer mustClose(t, l)

@@ -146,8 +146,8 @@ func sealedTail(path string) (chainState, error) {
 		return chainState{}, err
 	}
 	if s.badLine > 0 {
-		return chainState{}, fmt.Errorf(
-			"segment %q line %d: %s (run keyturn audit verify)", path, s.badLine, s.badWhy)
+		return chainState{}, fmt.Errorf("segment %q line %d: %s "+
+			"(run keyturn audit verify)", path, s.badLine, s.badWhy)
 	}
 	return s.chain, nil
 }

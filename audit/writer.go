@@ -252,7 +252,8 @@ func (l *Log) rotate() error {
 	}
 	w.seg.f.Close() // already synced
 	w.seg = &segment{f: f, path: path, num: num}
-	l.opts.Logger.Info("audit segment started", "segment", path, "seq", w.chain.seq+1)
+	l.opts.Logger.Info("audit segment started",
+		logKeySegment, path, logKeySeq, w.chain.seq+1)
 	return nil
 }
 
@@ -282,12 +283,12 @@ func (l *Log) setHealth(err error) {
 	switch {
 	case err == nil && old != nil:
 		l.health.Store(nil)
-		l.opts.Logger.Info("audit log available again", "dir", l.dir)
+		l.opts.Logger.Info("audit log available again", logKeyDir, l.dir)
 	case err != nil:
 		l.health.Store(&err)
 		if old == nil {
 			l.opts.Logger.Error("audit log unavailable; refusing audited actions",
-				"dir", l.dir, "err", err)
+				logKeyDir, l.dir, logKeyErr, err)
 		}
 	}
 }
