@@ -40,13 +40,14 @@ func TestSystemdCheck(t *testing.T) {
 func TestSystemdUnitSettings(t *testing.T) {
 	unit := parseUnit(t, "systemd/keyturn.service")
 	want := map[string]string{
-		"Type":                     "exec",
-		"User":                     "keyturn",
-		"Group":                    "keyturn",
-		"StateDirectory":           "keyturn",
-		"StateDirectoryMode":       "0700",
-		"RuntimeDirectory":         "keyturn",
-		"ExecStart":                "/usr/local/bin/keyturn daemon --config /etc/keyturn/keyturn.yaml",
+		"Type":               "exec",
+		"User":               "keyturn",
+		"Group":              "keyturn",
+		"StateDirectory":     "keyturn",
+		"StateDirectoryMode": "0700",
+		"RuntimeDirectory":   "keyturn",
+		"ExecStart": "/usr/local/bin/keyturn daemon --config " +
+			"/etc/keyturn/keyturn.yaml",
 		"Restart":                  "on-failure",
 		"RestartPreventExitStatus": "2",
 		"UMask":                    "0077",
