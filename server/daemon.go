@@ -27,6 +27,7 @@ import (
 	"github.com/keyturn/keyturn/backends"
 	"github.com/keyturn/keyturn/backends/awssm"
 	"github.com/keyturn/keyturn/backends/env"
+	"github.com/keyturn/keyturn/backends/vault"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/notify"
 	"github.com/keyturn/keyturn/rotator"
@@ -177,6 +178,12 @@ func OpenBackend(ctx context.Context, cfg *config.Config, a *config.App,
 		return awssm.New(ctx, awssm.Options{SecretID: b.SecretID, ClientID: a.ClientID,
 			Region: b.Region, Endpoint: b.Endpoint, Profile: b.Profile,
 			KMSKeyID: b.KMSKeyID, Logger: log})
+	case "vault":
+		return vault.New(ctx, vault.Options{Address: b.Address, Mount: b.Mount,
+			Path: b.Path, Namespace: b.Namespace, CACert: b.CACert,
+			TLSServerName: b.TLSServerName, ClientID: a.ClientID,
+			Auth: vault.AuthOptions(b.Auth), KeepDeleted: b.KeepDeleted.D(),
+			Logger: log})
 	}
 	return nil, fmt.Errorf("backend type %q is not available in this build", b.Type)
 }
