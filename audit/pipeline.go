@@ -17,14 +17,16 @@ import (
 const chunkSize = 1 << 20
 
 type pipeline struct {
-	wg    sync.WaitGroup
-	v     *verifier
-	work  chan *chunk
-	queue []*chunk // handed to workers, oldest first
-	free  []*chunk
-	depth int // chunks in flight before reading waits for the oldest
-	line  int // lines of the current file checked so far
-	carry []byte
+	wg      sync.WaitGroup
+	started bool
+	h       *lineHasher // for small files, hashed without the workers
+	v       *verifier
+	work    chan *chunk
+	queue   []*chunk // handed to workers, oldest first
+	free    []*chunk
+	depth   int // chunks in flight before reading waits for the oldest
+	line    int // lines of the current file checked so far
+	carry   []byte
 	// bufSize is how much one read asks for: chunkSize, or less for a
 	// small file. A chunk holds that after the carried partial line.
 	bufSize int
@@ -49,31 +51,42 @@ type lineResult struct {
 
 func newPipeline(v *verifier) *pipeline {
 	n := runtime.GOMAXPROCS(0)
-	p := &pipeline{v: v, work: make(chan *chunk, 2*n), depth: 2 * n}
-	for range n {
-		p.wg.Go(func() { hashWorker(p.work) })
-	}
-	return p
+	return &pipeline{v: v, h: newLineHasher(), work: make(chan *chunk, 2*n), depth: 2 * n}
 }
 
-func hashWorker(work <-chan *chunk) {
-	h := newLineHasher()
-	for c := range work {
-		c.lines, c.res = c.lines[:0], c.res[:0]
-		for start := 0; start < len(c.buf); {
-			end := start + bytes.IndexByte(c.buf[start:], '\n')
-			line := c.buf[start:end]
-			li, err := parseLine(line)
-			if err == nil && len(line) >= maxLine {
-				err = errLong
-			}
-			ok := err == nil && checkHash(h, line, li)
-			c.lines = append(c.lines, start)
-			c.res = append(c.res, lineResult{li: li, err: err, hashOK: ok})
-			start = end + 1
-		}
-		close(c.done)
+// startWorkers starts the hashing goroutines, the first time a file is
+// big enough to need them.
+func (p *pipeline) startWorkers() {
+	if p.started {
+		return
 	}
+	p.started = true
+	for range runtime.GOMAXPROCS(0) {
+		p.wg.Go(func() {
+			h := newLineHasher()
+			for c := range p.work {
+				hashChunk(h, c)
+			}
+		})
+	}
+}
+
+// hashChunk splits a chunk into lines, and parses and hashes each.
+func hashChunk(h *lineHasher, c *chunk) {
+	c.lines, c.res = c.lines[:0], c.res[:0]
+	for start := 0; start < len(c.buf); {
+		end := start + bytes.IndexByte(c.buf[start:], '\n')
+		line := c.buf[start:end]
+		li, err := parseLine(line)
+		if err == nil && len(line) >= maxLine {
+			err = errLong
+		}
+		ok := err == nil && checkHash(h, line, li)
+		c.lines = append(c.lines, start)
+		c.res = append(c.res, lineResult{li: li, err: err, hashOK: ok})
+		start = end + 1
+	}
+	close(c.done)
 }
 
 // readFile feeds a whole file through the workers and checks it. It
@@ -121,7 +134,12 @@ func (p *pipeline) newChunk(path string, off int64) *chunk {
 }
 
 func (p *pipeline) dispatch(c *chunk) {
-	p.work <- c
+	if p.bufSize < chunkSize {
+		hashChunk(p.h, c) // a small file: not worth a goroutine
+	} else {
+		p.startWorkers()
+		p.work <- c
+	}
 	p.queue = append(p.queue, c)
 	for len(p.queue) >= p.depth && p.v.rep.FirstBad == nil {
 		p.checkOldest()
