@@ -22,7 +22,8 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 	}
 	c.AddCommand(&cobra.Command{
 		Use: "create", Short: "Create a secret; prints it once, like the Dashboard",
-		Args: args(cobra.NoArgs),
+		Example: "  keyturn dev dashboard create | keyturn submit demo",
+		Args:    args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var out struct {
 				ID     string `json:"id"`
@@ -37,7 +38,8 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use: "list", Short: "List the app's secrets (never their values)",
-		Args: args(cobra.NoArgs),
+		Example: "  keyturn dev dashboard list --dir keyturn-dev",
+		Args:    args(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var out []struct {
 				ID        string    `json:"id"`
@@ -55,7 +57,8 @@ func newDashboardCmd(e *env, o *devOptions) *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use: "delete SECRET_ID", Short: "Delete a secret",
-		Args: args(cobra.ExactArgs(1)),
+		Example: "  keyturn dev dashboard delete 2c6e0f0a-…",
+		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, a []string) error {
 			if err := dashCall(e, c, o, "DELETE", "/"+a[0], nil); err != nil {
 				return err

@@ -9,9 +9,10 @@ import (
 
 func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print keyturn's version",
-		Args:  args(cobra.NoArgs),
+		Use:     "version",
+		Short:   "Print keyturn's version",
+		Example: "  keyturn version",
+		Args:    args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			fmt.Fprintf(e.stdout, "keyturn %s (%s, %s/%s)\n", version, runtime.Version(),
 				runtime.GOOS, runtime.GOARCH)
