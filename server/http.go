@@ -134,9 +134,11 @@ func (w *web) serve(ctx context.Context, errc chan<- error) {
 	if w.srv == nil {
 		return
 	}
+	// Serve rewrites TLSConfig for HTTP/2: read it before, not beside.
+	useTLS := w.srv.TLSConfig != nil
 	go func() {
 		var err error
-		if w.srv.TLSConfig != nil {
+		if useTLS {
 			err = w.srv.ServeTLS(w.ln, "", "")
 		} else {
 			err = w.srv.Serve(w.ln)
@@ -145,8 +147,7 @@ func (w *web) serve(ctx context.Context, errc chan<- error) {
 			errc <- fmt.Errorf("http listener %s: %w", w.cfg.Listen, err)
 		}
 	}()
-	w.log.Info("http listener ready", "addr", w.ln.Addr().String(),
-		"tls", w.srv.TLSConfig != nil)
+	w.log.Info("http listener ready", "addr", w.ln.Addr().String(), "tls", useTLS)
 }
 
 // shutdown lets in-flight requests finish, until ctx ends.
