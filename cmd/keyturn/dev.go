@@ -152,7 +152,8 @@ func seedDemo(ctx context.Context, cfg *config.Config, emu *emulator.Emulator) e
 	return be.Init(ctx, secret.New(value), created)
 }
 
-var devConfig = template.Must(template.New("dev").Parse(`# Written by keyturn dev. It is rewritten each time keyturn dev starts.
+var devConfig = template.Must(template.New("dev").Parse(
+	`# Written by keyturn dev. It is rewritten each time keyturn dev starts.
 state_dir: {{.Dir}}/state
 socket: {{.Dir}}/keyturn.sock
 listen: {{.Listen}}
