@@ -29,12 +29,15 @@ type rigOptions struct {
 	// mode is the apps' consumers mode: backend (default, with the dump
 	// hook and a 300 ms propagation window) or broker.
 	mode string
-	// tokenURL replaces the emulator's token endpoint (a fault proxy).
-	tokenURL string
-	// backendAddr replaces the Vault address or the AWS endpoint.
-	backendAddr string
-	timeout     string // smartcar timeout, default 2s
-	consumers   string // the YAML of consumers:, if any
+	// proxyToken and proxyBackend put a fault proxy between the daemon
+	// and the emulator's token endpoint, and the Vault or AWS server.
+	proxyToken, proxyBackend bool
+	// proxyHook puts one between the daemon and the webhook receiver.
+	proxyHook bool
+	timeout   string // smartcar timeout, default 2s
+	consumers string // the YAML of consumers:, if any
+	notify    string // more notify channels, as YAML list items
+	owners    string // the apps' owners, default [hook]
 	// shared makes the folder and config readable by other users (the
 	// auth tests run the CLI as nobody); the state dir stays 0700.
 	shared bool
@@ -55,6 +58,11 @@ type rig struct {
 	apps []string
 	// oldIDs are the emulator ids of the apps' first secrets.
 	oldIDs map[string]string
+	// tokenURL, backendAddr and hookURL are where the daemon reaches
+	// Smartcar, the backend's server and the webhook receiver; the
+	// proxies are set when a fault proxy stands there.
+	tokenURL, backendAddr, hookURL      string
+	tokenProxy, backendProxy, hookProxy *faultProxy
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -79,6 +87,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if _, err := r.emu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
+	r.proxies()
 	os.MkdirAll(filepath.Join(dir, "state"), 0o700)
 	r.writeFile("secret-hook.key", hookKey+"\n", 0o600)
 	r.writeFile("hook.sh", hookScript, 0o755)
@@ -111,6 +120,39 @@ const hookScript = `#!/bin/sh
 } >>"$(dirname "$0")/hookdump.txt"
 `
 
+// proxies sets where the daemon reaches Smartcar and the backend, through
+// fault proxies when asked.
+func (r *rig) proxies() {
+	r.tokenURL = r.emu.TokenURL()
+	if r.o.proxyToken {
+		r.tokenProxy = newFaultProxy(r.t, "smartcar-"+r.id, hostPort(r.emu.URL()))
+		r.tokenURL = "http://" + r.tokenProxy.addr + "/oauth2/token"
+	}
+	r.hookURL = r.rc.srv.URL
+	if r.o.proxyHook {
+		r.hookProxy = newFaultProxy(r.t, "hook-"+r.id, hostPort(r.hookURL))
+		r.hookURL = "http://" + r.hookProxy.addr
+	}
+	switch r.o.backend {
+	case "awssm":
+		r.backendAddr = os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+	case "vault":
+		r.backendAddr = os.Getenv("VAULT_ADDR")
+	}
+	if r.o.proxyBackend && r.backendAddr != "" {
+		r.backendProxy = newFaultProxy(r.t, r.o.backend+"-"+r.id, hostPort(r.backendAddr))
+		scheme, _, _ := strings.Cut(r.backendAddr, "://")
+		r.backendAddr = scheme + "://" + r.backendProxy.addr
+	}
+}
+
+// hostPort is the host:port of a URL.
+func hostPort(u string) string {
+	_, rest, _ := strings.Cut(u, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	return host
+}
+
 func clientID(app string) string { return "client_" + app }
 
 func or(s, def string) string {
@@ -142,10 +184,11 @@ func (r *rig) config() string {
 		r.dir, listen)
 	b.WriteString("log: {level: debug}\n")
 	fmt.Fprintf(&b, "smartcar: {token_url: %q, timeout: %s}\n",
-		or(r.o.tokenURL, r.emu.TokenURL()), r.o.timeout)
+		r.tokenURL, r.o.timeout)
 	fmt.Fprintf(&b, "notify:\n  - {name: hook, type: webhook, url: %q, "+
 		"signing_key_file: %s/secret-hook.key, retries: 1, timeout: 2s}\n",
-		r.rc.srv.URL, r.dir)
+		r.hookURL, r.dir)
+	b.WriteString(strings.ReplaceAll(r.o.notify, "{dir}", r.dir))
 	b.WriteString(r.o.consumers)
 	b.WriteString("apps:\n")
 	for _, app := range r.apps {
@@ -158,8 +201,8 @@ func (r *rig) config() string {
 		} else {
 			fmt.Fprintf(&b, "    consumers: {mode: %s}\n", r.o.mode)
 		}
-		b.WriteString("    prompts: {remind_every: 1000h, escalate_after: 1000h}\n" +
-			"    owners: [hook]\n    escalate_to: [hook]\n")
+		fmt.Fprintf(&b, "    prompts: {remind_every: 1000h, escalate_after: 1000h}\n"+
+			"    owners: %s\n    escalate_to: [hook]\n", or(r.o.owners, "[hook]"))
 	}
 	return b.String()
 }
@@ -171,8 +214,8 @@ func (r *rig) backendYAML(app string) string {
 			r.id, app)
 	case "vault":
 		return fmt.Sprintf("{type: vault, address: %q, mount: secret, path: "+
-			"keyturn-rel/%s/%s, ca_cert: %q}", or(r.o.backendAddr, os.Getenv("VAULT_ADDR")),
-			r.id, app, os.Getenv("VAULT_CACERT"))
+			"keyturn-rel/%s/%s, ca_cert: %q}", r.backendAddr, r.id, app,
+			os.Getenv("VAULT_CACERT"))
 	}
 	return fmt.Sprintf("{type: env, file: %s/%s.env}", r.dir, app)
 }
@@ -180,8 +223,8 @@ func (r *rig) backendYAML(app string) string {
 // daemonEnv is what a daemon of this rig runs with beyond the test's own
 // environment: a fault proxy in front of AWS, when asked.
 func (r *rig) daemonEnv() []string {
-	if r.o.backend == "awssm" && r.o.backendAddr != "" {
-		return []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + r.o.backendAddr}
+	if r.o.backend == "awssm" {
+		return []string{"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + r.backendAddr}
 	}
 	return nil
 }
@@ -314,10 +357,9 @@ func (r *rig) auditRecords() []audit.Record {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if line == "" {
-				continue
-			}
+		lines := strings.Split(string(data), "\n")
+		// The last element is empty, or a line the daemon is writing.
+		for _, line := range lines[:len(lines)-1] {
 			rec, err := audit.ParseRecord([]byte(line))
 			if err != nil {
 				r.t.Fatalf("audit line of %s: %v", s, err)

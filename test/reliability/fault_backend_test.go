@@ -1,0 +1,112 @@
+package reliability
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/backends"
+	"github.com/keyturn/keyturn/notify"
+)
+
+// TestFaultBackendProxy puts a TCP fault proxy between keyturn and the
+// real AWS Secrets Manager (moto) and Vault servers. A hand-off while the
+// store resets fails before anything changed; a slow store only slows the
+// rotation; a store that resets while the old secret is being proven dead
+// parks the step, which finishes by itself once the store is back.
+func TestFaultBackendProxy(t *testing.T) {
+	t.Parallel()
+	for _, be := range []string{"awssm", "vault"} {
+		t.Run(be, func(t *testing.T) {
+			t.Parallel()
+			testBackendFaults(t, be)
+		})
+	}
+}
+
+func testBackendFaults(t *testing.T, be string) {
+	r := newRig(t, rigOptions{backend: be, proxyBackend: true})
+	r.start()
+	px := r.backendProxy
+	if res := r.kt("", "rotate", "demo"); res.code != 0 {
+		t.Fatalf("rotate: %v", res)
+	}
+	_, value := r.create("demo")
+
+	px.toxic("reset", "reset_peer", "upstream", map[string]int{"timeout": 0})
+	res := r.kt(value+"\n", "submit", "demo")
+	if res.code != 1 || !strings.Contains(res.stderr, "connection reset by peer") {
+		t.Fatalf("submit while the store resets: %v", res)
+	}
+	for _, s := range r.list("demo") {
+		if s.Stage != "current" || string(s.Fingerprint) != fp(canarySecret) {
+			t.Errorf("the failed hand-off changed the store: %s %s", s.Stage, s.Fingerprint)
+		}
+	}
+	if rot := r.mustStatus("demo").Rotation; rot == nil || rot.State != "await_new" {
+		t.Fatalf("status after the failed hand-off: %+v", rot)
+	}
+
+	px.clear()
+	px.toxic("slow", "latency", "downstream", map[string]int{"latency": 150})
+	if res := r.kt(value+"\n", "submit", "demo"); res.code != 0 {
+		t.Fatalf("submit while the store is slow: %v", res)
+	}
+	poll(t, 30*time.Second, "await_delete", func() bool {
+		rot := r.mustStatus("demo").Rotation
+		return rot != nil && rot.State == "await_delete"
+	})
+
+	px.clear()
+	px.toxic("reset", "reset_peer", "upstream", map[string]int{"timeout": 0})
+	r.emu.DeleteSecret(clientID("demo"), r.oldIDs["demo"])
+	res = r.kt("", "confirm-deleted", "demo")
+	if res.code != 1 || !strings.Contains(res.stderr, "retries on its own") {
+		t.Fatalf("confirm-deleted while the store resets: %v", res)
+	}
+	st := r.mustStatus("demo")
+	if st.Rotation == nil || st.Rotation.State != "verify_revoked" ||
+		st.Rotation.RetryAt.IsZero() ||
+		!strings.Contains(st.Rotation.LastError, "read the old secret") {
+		t.Errorf("status while the store resets: %+v", st.Rotation)
+	}
+	if st.Error == "" {
+		t.Errorf("status does not say the store is unreachable")
+	}
+	px.clear()
+	poll(t, 60*time.Second, "the rotation to finish by itself", func() bool {
+		st, ok := r.status()
+		return ok && st["demo"].Rotation == nil
+	})
+
+	list := r.list("demo")
+	if len(list) != 1 || list[0].Stage != "current" || string(list[0].Fingerprint) != fp(value) {
+		t.Errorf("the store at the end: %v", describe(list))
+	}
+	if n := r.rc.prompts()[promptKey{"", notify.KindPromptDelete}]; n != 0 {
+		t.Errorf("prompts without a rotation: %d", n)
+	}
+	recs := r.auditRecords()
+	checkProvenBeforeRetired(t, recs, fp(canarySecret))
+	var confirms int
+	for _, rec := range recs {
+		if rec.Step == "confirm_deleted" {
+			confirms++
+		}
+	}
+	if confirms != 1 {
+		t.Errorf("%d confirm-deleted actions, want 1: the step must resume by itself", confirms)
+	}
+	if res := r.kt("", "audit", "verify"); res.code != 0 {
+		t.Errorf("audit verify: %v", res)
+	}
+}
+
+// describe names secrets by stage and fingerprint.
+func describe(list []backends.Secret) string {
+	var out []string
+	for _, s := range list {
+		out = append(out, string(s.Stage)+"="+string(s.Fingerprint))
+	}
+	return strings.Join(out, ", ")
+}
