@@ -63,6 +63,7 @@ type rig struct {
 	// proxies are set when a fault proxy stands there.
 	tokenURL, backendAddr, hookURL      string
 	tokenProxy, backendProxy, hookProxy *faultProxy
+	closed                              sync.Once
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -169,8 +170,10 @@ func (r *rig) writeFile(name, data string, mode os.FileMode) {
 	}
 }
 
-// close scans what the rig left for the canary and removes it.
-func (r *rig) close() {
+// close scans what the rig left for the canary and removes it, once.
+func (r *rig) close() { r.closed.Do(r.closeNow) }
+
+func (r *rig) closeNow() {
 	r.emu.Close()
 	r.rc.srv.Close()
 	suiteCanary.scanFiles(r.dir)
