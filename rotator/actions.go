@@ -24,6 +24,7 @@ func (e *Engine) Submit(ctx context.Context, app string, v secret.Value,
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.running(a, StateAwaitNew, "keyturn submit")
 	if err != nil {
 		return nil, err
@@ -37,6 +38,11 @@ func (e *Engine) Submit(ctx context.Context, app string, v secret.Value,
 	}
 	be := e.deps.Backends[a.Name]
 	if err := be.WritePending(ctx, r.ID, v, e.now()); err != nil {
+		var fe *backends.ForeignPendingError
+		if errors.As(err, &fe) {
+			return r, errorf(ErrWrongState, fe.Hint, "%s: %s holds a pending secret "+
+				"keyturn did not write for this rotation: %v", a.Name, be, fe)
+		}
 		return r, fmt.Errorf("%s: store the new secret as pending in %s: %w", a.Name, be, err)
 	}
 	crashPoint("backend:pending_written")
@@ -76,6 +82,7 @@ func (e *Engine) ConfirmDeleted(ctx context.Context, app, actor string) (*Rotati
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.running(a, StateAwaitDelete, "keyturn confirm-deleted")
 	if err != nil {
 		return nil, err
@@ -100,9 +107,16 @@ func (e *Engine) Abort(ctx context.Context, app, actor, reason string) (*Rotatio
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.running(a, "", "")
 	if err != nil {
 		return nil, err
+	}
+	if !r.RevokedAt.IsZero() {
+		return r, errorf(ErrTooLate, "create a new secret in the Dashboard and run: "+
+			"keyturn submit "+a.Name, "%s: the compromised secret was already deleted and "+
+			"proven revoked at %s; aborting now would leave %s without a working secret",
+			a.Name, r.RevokedAt.Format(time.RFC3339), a.Name)
 	}
 	if !r.State.beforePromotion() {
 		return r, errorf(ErrTooLate, "finish it: delete the old secret in the Dashboard, "+
@@ -256,6 +270,7 @@ func (e *Engine) ConfirmUpdated(ctx context.Context, app, actor string) (*Rotati
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.running(a, StateDraining, "keyturn confirm-updated")
 	if err != nil {
 		return nil, err
@@ -283,6 +298,7 @@ func (e *Engine) Resume(ctx context.Context, app, actor string) (*Rotation, erro
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.running(a, StateStaged, "keyturn resume")
 	if err != nil {
 		return nil, err

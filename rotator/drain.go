@@ -32,14 +32,22 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 		r.Consumers = &ConsumerStep{}
 	}
 	cs := r.Consumers
+	if r.Hold != "" {
+		// A rollback was decided and saved, then interrupted: finish it.
+		return e.rollBack(ctx, a, r, r.Hold)
+	}
 	if !cs.HooksRun && len(a.Consumers.Hooks) > 0 {
 		res, err := e.runner(a, r).RunHooks(ctx, a.Consumers.Hooks, e.hookEvent(a, r,
 			consumers.ActionPromoted))
-		cs.Hooks, cs.HooksRun = hookLines(res), true
+		cs.Hooks = hookLines(res)
 		crashPoint("hooks:run")
+		if ctx.Err() != nil {
+			return e.retryLater(ctx, r, "run the reload hooks", ctx.Err())
+		}
 		if err != nil {
 			return e.rollBack(ctx, a, r, "reload hook failed: "+err.Error())
 		}
+		cs.HooksRun = true
 		if err := e.deps.Store.Put(r); err != nil {
 			return err
 		}
@@ -53,6 +61,9 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 	if g := a.Consumers.Gate; g != nil && !cs.GatePassed {
 		res, err := e.runner(a, r).RunGate(ctx, *g)
 		cs.GateRuns = gateLines(res)
+		if ctx.Err() != nil {
+			return e.retryLater(ctx, r, "run the health gate", ctx.Err())
+		}
 		if err != nil || !res.Passed {
 			why := "health gate failed: " + lastRun(cs.GateRuns)
 			if err != nil {
@@ -67,9 +78,18 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 
 // rollBack makes the previous secret current again. The refused new
 // secret stays pending for a person to inspect, and the rotation holds in
-// staged until someone resumes or aborts it.
+// staged until someone resumes or aborts it. The decision is saved before
+// the backend changes, so an interrupted rollback is finished, never
+// forgotten.
 func (e *Engine) rollBack(ctx context.Context, a *config.App, r *Rotation,
 	why string) error {
+	if r.Hold == "" {
+		r.Hold, r.LastError = why, why
+		if err := e.deps.Store.Put(r); err != nil {
+			return err
+		}
+		crashPoint("rollback:decided")
+	}
 	be := e.deps.Backends[a.Name]
 	if err := be.Rollback(ctx, r.ID, r.New.Fingerprint); err != nil {
 		return e.retryLater(ctx, r, "roll back to the previous secret", err)
@@ -83,7 +103,7 @@ func (e *Engine) rollBack(ctx context.Context, a *config.App, r *Rotation,
 	if err != nil {
 		why += "; the hooks after the rollback failed too: " + err.Error()
 	}
-	r.Consumers.RolledBack, r.Hold, r.LastError = e.now(), why, why
+	r.Consumers.RolledBack = e.now()
 	if err := e.transition(ctx, a, r, StateStaged, "", "rolled back: "+why); err != nil {
 		return err
 	}

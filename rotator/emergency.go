@@ -39,6 +39,7 @@ func (e *Engine) Emergency(ctx context.Context, app string,
 		return nil, err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	r, err := e.deps.Store.Active(a.Name)
 	if err != nil {
 		return nil, err
@@ -158,17 +159,34 @@ func (e *Engine) page(ctx context.Context, a *config.App, r *Rotation) {
 	e.send(ctx, e.channels(a, r, true), ev)
 }
 
-// startFollowUp starts the emergency for the new secret of a routine
-// rotation that leaked after its promotion.
-func (e *Engine) startFollowUp(ctx context.Context, a *config.App, prev *Rotation) error {
+// pendingFollowUp starts the emergency for the new secret of a routine
+// rotation that leaked after its promotion. The intent is saved in the
+// app state before the first rotation ends, so a crash in between does
+// not lose it; it is cleared once the follow-up has started.
+func (e *Engine) pendingFollowUp(ctx context.Context, a *config.App) (bool, error) {
+	st, err := e.deps.Store.AppState(a.Name)
+	if err != nil || st.FollowUpOf == "" {
+		return false, err
+	}
+	prev, err := e.deps.Store.Get(st.FollowUpOf)
+	if err != nil || prev == nil || prev.Emergency == nil {
+		return false, err
+	}
 	cur, err := e.deps.Backends[a.Name].Get(ctx, backends.StageCurrent)
 	if err != nil {
-		return err
+		return false, err
 	}
 	info := &EmergencyInfo{Compromised: SecretInfo{cur.Fingerprint, cur.CreatedAt},
 		Drain: prev.Emergency.Drain, Since: prev.Emergency.Since}
-	_, err = e.startEmergency(ctx, a, info, "keyturn (follow-up of "+prev.ID+")")
-	return err
+	if _, err := e.startEmergency(ctx, a, info, "keyturn (follow-up of "+prev.ID+")"); err != nil {
+		return false, err
+	}
+	st, err = e.deps.Store.AppState(a.Name)
+	if err != nil {
+		return true, err
+	}
+	st.FollowUpOf = ""
+	return true, e.deps.Store.PutAppState(a.Name, st)
 }
 
 // checkWindows sends a notice when a residual token window closes.

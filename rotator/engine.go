@@ -138,6 +138,7 @@ func (e *Engine) tickApp(ctx context.Context, app string) error {
 		return err
 	}
 	defer unlock()
+	ctx = steps(ctx)
 	if err := e.checkWindows(ctx, a); err != nil {
 		return err
 	}
@@ -146,6 +147,9 @@ func (e *Engine) tickApp(ctx context.Context, app string) error {
 		return err
 	}
 	if r == nil {
+		if started, err := e.pendingFollowUp(ctx, a); started || err != nil {
+			return err
+		}
 		return e.checkSchedule(ctx, a)
 	}
 	if err := e.advance(ctx, a, r); err != nil {
@@ -153,6 +157,12 @@ func (e *Engine) tickApp(ctx context.Context, app string) error {
 	}
 	return e.remind(ctx, a, r)
 }
+
+// steps detaches a machine step from its caller: a client that hangs up
+// or a daemon that is asked to stop must not cut a step in half, where a
+// cancelled hook would look like a failed one. Every step is bounded by
+// its own timeouts.
+func steps(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func newRotationID(now time.Time) string {
 	var b [4]byte
@@ -167,7 +177,7 @@ func (e *Engine) Rotate(ctx context.Context, app, reason, actor string) (*Rotati
 		return nil, err
 	}
 	defer unlock()
-	return e.start(ctx, a, KindRoutine, reason, actor)
+	return e.start(steps(ctx), a, KindRoutine, reason, actor)
 }
 
 func (e *Engine) start(ctx context.Context, a *config.App, kind, reason,

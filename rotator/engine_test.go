@@ -398,6 +398,25 @@ func TestScheduleStartsDueRotationAndCatchesUp(t *testing.T) {
 // promoted on the env backend: the durable pending write, the token
 // request at the loopback emulator, the promotion's two atomic rewrites
 // and each step's fsynced audit record and bbolt commit.
+// TestScheduleWaitsForTickAfterDue: a running daemon starts a due
+// rotation at the schedule's next tick, not the moment it falls due.
+func TestScheduleWaitsForTickAfterDue(t *testing.T) {
+	f := newFixture(t, nil) // secret created 2026-12-01 09:00, due 76 days later
+	for _, step := range []time.Duration{time.Hour, 24 * time.Hour,
+		76*24*time.Hour - 25*time.Hour + 30*time.Minute} {
+		f.clk.Advance(step)
+		f.eng.Tick(ctx)
+	}
+	if s := f.state(); s != "" {
+		t.Fatalf("started at %v (due 09:00, schedule 10:00): %s", f.clk.Now(), s)
+	}
+	f.clk.Advance(31 * time.Minute) // 10:01
+	f.eng.Tick(ctx)
+	if s := f.state(); s != StateAwaitNew {
+		t.Fatalf("not started at the first tick after due: %q", s)
+	}
+}
+
 func BenchmarkSubmitToPromoted(b *testing.B) {
 	f := newFixture(b, nil)
 	for b.Loop() {

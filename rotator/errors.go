@@ -17,6 +17,7 @@ var (
 	ErrAuditFailed     = errors.New("the audit log cannot be written; the action was refused")
 	ErrRetrying        = errors.New("a step failed and will be retried")
 	ErrUnknownSecret   = errors.New("no such secret")
+	ErrCannotProve     = errors.New("the old secret's revocation cannot be proven")
 )
 
 // Error is an error with the next thing a person should do.

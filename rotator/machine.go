@@ -11,6 +11,7 @@ import (
 	"github.com/keyturn/keyturn/backends"
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/secret"
+	"github.com/keyturn/keyturn/smartcar"
 )
 
 // transition moves r to state `to`: audit record first, then the
@@ -216,8 +217,17 @@ func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) 
 		return e.retryLater(ctx, r, "read the old secret", err)
 	}
 	if !found {
-		// Removed already (a crash after RemovePrevious): nothing to prove.
-		return e.afterRevoked(ctx, a, r, "old secret already removed")
+		// Without the old secret nothing can be proven; keyturn never
+		// calls a secret dead on a person's word alone.
+		r.LastError = "the old secret is no longer in the backend, so its revocation " +
+			"cannot be proven"
+		if err := e.transition(ctx, a, r, StateAwaitDelete, "", r.LastError); err != nil {
+			return err
+		}
+		return errorf(ErrCannotProve, "restore secret "+string(r.Old.Fingerprint)+
+			" in "+e.deps.Backends[a.Name].String()+" (for Vault, check the mount's "+
+			"max_versions is at least 3), then run: keyturn confirm-deleted "+a.Name,
+			"%s: %s", a.Name, r.LastError)
 	}
 	_, err = e.tokenRequest(ctx, a, r, old, audit.PurposeVerifyRevoked)
 	crashPoint("verify_revoked:answered")
@@ -278,9 +288,16 @@ func (e *Engine) retire(ctx context.Context, a *config.App, r *Rotation) error {
 		return err
 	}
 	if r.Emergency != nil {
-		// The report is written before "done", so a crash never loses it.
+		// The report and the follow-up are saved before "done", so a crash
+		// loses neither.
 		if err := e.closeEmergency(ctx, a, r, &st); err != nil {
 			return e.retryLater(ctx, r, "write the incident report", err)
+		}
+		if r.Emergency.FollowUp {
+			st.FollowUpOf = r.ID
+		}
+		if err := e.deps.Store.PutAppState(a.Name, st); err != nil {
+			return err
 		}
 		crashPoint("incident:written")
 	}
@@ -292,10 +309,8 @@ func (e *Engine) retire(ctx context.Context, a *config.App, r *Rotation) error {
 		return err
 	}
 	e.notifyDone(ctx, a, r)
-	if r.Emergency != nil && r.Emergency.FollowUp {
-		return e.startFollowUp(ctx, a, r)
-	}
-	return nil
+	_, err = e.pendingFollowUp(ctx, a)
+	return err
 }
 
 // retryLater parks a machine step after a transient failure with a
@@ -305,6 +320,16 @@ func (e *Engine) retryLater(ctx context.Context, r *Rotation, what string, err e
 	d := time.Second << min(r.Attempts-1, 8)
 	d = min(d, 5*time.Minute)
 	d = d/2 + rand.N(d/2+1)
+	var rl *smartcar.RateLimitError
+	if errors.As(err, &rl) {
+		d = max(d, rl.RetryAfter) // Smartcar asked for at least this long
+	}
+	hint := "keyturn retries on its own (next try at %s); keyturn status shows progress"
+	if permanent(err) {
+		d = 5 * time.Minute
+		hint = "this will not fix itself: the backend holds secrets this rotation does " +
+			"not expect; keyturn status shows them (next try at %s)"
+	}
 	r.RetryAt = e.now().Add(d)
 	r.LastError = fmt.Sprintf("%s: %v (retry %d at %s)", what, err, r.Attempts,
 		r.RetryAt.Format(time.RFC3339))
@@ -314,6 +339,16 @@ func (e *Engine) retryLater(ctx context.Context, r *Rotation, what string, err e
 	e.log.Warn("step failed; will retry", logApp, r.App, logRotationID, r.ID,
 		logState, r.State, "attempt", r.Attempts, logErr, err)
 	return &Error{Err: ErrRetrying, Msg: fmt.Sprintf("%s: %s: %v", r.App, what, err),
-		Hint: fmt.Sprintf("keyturn retries on its own (next try at %s); keyturn status "+
-			"shows progress", r.RetryAt.Format(time.RFC3339))}
+		Hint: fmt.Sprintf(hint, r.RetryAt.Format(time.RFC3339))}
+}
+
+// permanent reports backend refusals that retrying cannot cure.
+func permanent(err error) bool {
+	for _, p := range []error{backends.ErrPreviousExists, backends.ErrWrongSecret,
+		backends.ErrForeignPending, backends.ErrExists} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -45,7 +45,9 @@ func (e *Engine) checkSchedule(ctx context.Context, a *config.App) error {
 	}
 	e.warnOnce(ctx, a, &st, cur, due)
 
-	ticked := !e.nextTick(a, st.ScheduleCheckedAt).After(now)
+	// Only a tick after the secret became due counts, whether keyturn saw
+	// it or was down at the time.
+	ticked := !e.nextTick(a, later(st.ScheduleCheckedAt, due)).After(now)
 	overdue := now.After(cur.CreatedAt.Add(a.Policy.MaxAge.D()))
 	if !ticked && !overdue {
 		return nil
@@ -62,6 +64,13 @@ func (e *Engine) checkSchedule(ctx context.Context, a *config.App) error {
 	}
 	_, err = e.start(ctx, a, KindRoutine, reason, "scheduler")
 	return err
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // nextTick is the first schedule tick after t, in the app's timezone.

@@ -26,6 +26,9 @@ type AppState struct {
 	// was last sent for, so it goes once per secret.
 	WarnedFor string `json:"warned_for,omitempty"`
 	LastDone  string `json:"last_done,omitempty"`
+	// FollowUpOf names a finished emergency whose follow-up emergency
+	// (for a leaked new secret) has not started yet.
+	FollowUpOf string `json:"follow_up_of,omitempty"`
 	// Windows are residual token windows still open after emergency
 	// revocations; a notice goes out when each closes.
 	Windows []Window `json:"windows,omitempty"`
