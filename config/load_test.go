@@ -68,6 +68,12 @@ apps:
 			`9:14: apps[0].owners[0]: no notify channel is named "pager"`,
 		}},
 		{"syntax", "apps: [\n", nil, []string{"1: did not find expected node content"}},
+		{"clear-text listener", "listen: 0.0.0.0:9271\n" + minimal, nil,
+			[]string{"1:9: listen: 0.0.0.0:9271 is not loopback and tls is not set"}},
+		{"webhook path never printed", minimal[:len(minimal)-len(
+			"    backend: {type: env}\n")] + "    backend: {type: env}\n" +
+			"notify:\n  - {name: s, type: slack, url: \"http://hooks.slack.com/T0/B0/SECRETPATH\"}\n",
+			nil, []string{"http://hooks.slack.com/… is plain http to a remote host"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +84,9 @@ apps:
 			}
 			if len(ce.Problems) != len(tt.want) {
 				t.Fatalf("got %d problems, want %d:\n%v", len(ce.Problems), len(tt.want), err)
+			}
+			if strings.Contains(err.Error(), "SECRETPATH") {
+				t.Errorf("a URL's path reached the error: %v", err)
 			}
 			for i, w := range tt.want {
 				if got := ce.Problems[i].String(); !strings.Contains(got, w) {

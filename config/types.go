@@ -6,6 +6,9 @@ type Config struct {
 	Socket    string     `yaml:"socket"`
 	Listen    string     `yaml:"listen"`
 	TLS       TLS        `yaml:"tls"`
+	// AllowInsecureListen permits a non-loopback listen address without
+	// TLS, for when a service mesh or proxy encrypts the traffic.
+	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
 	Log       Log        `yaml:"log"`
 	Audit     Audit      `yaml:"audit"`
 	Smartcar  Smartcar   `yaml:"smartcar"`

@@ -32,9 +32,16 @@ func (ps *problems) add(field, msg, hint string) {
 func validate(c *Config) []Problem {
 	var ps problems
 	if c.Listen != ListenOff {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		host, _, err := net.SplitHostPort(c.Listen)
+		switch {
+		case err != nil:
 			ps.add("listen", fmt.Sprintf("%q is not host:port", c.Listen),
 				`write an address such as 127.0.0.1:9271, or "off"`)
+		case !IsLoopback(host) && c.TLS.CertFile == "" && !c.AllowInsecureListen:
+			ps.add("listen", fmt.Sprintf("%s is not loopback and tls is not set, so "+
+				"broker keys and access tokens would cross the network in clear",
+				c.Listen), "set tls.cert_file and tls.key_file, or "+
+				"allow_insecure_listen: true when a mesh or proxy encrypts the traffic")
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -245,15 +252,18 @@ func oneOf(ps *problems, field, v string, allowed ...string) {
 
 // checkURL accepts https anywhere and http only on loopback, unless
 // insecureOK.
+//
+// Problems show only the scheme and host: a URL's path may be a
+// credential (a Slack webhook's is).
 func checkURL(ps *problems, field, raw string, insecureOK bool) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		ps.add(field, fmt.Sprintf("%q is not an http(s) URL", raw),
+		ps.add(field, "the value is not an http(s) URL",
 			"write a full URL such as https://host/path")
 		return
 	}
 	if u.Scheme == "http" && !insecureOK && !IsLoopback(u.Hostname()) {
-		ps.add(field, fmt.Sprintf("%q is plain http to a remote host", raw),
+		ps.add(field, fmt.Sprintf("http://%s/… is plain http to a remote host", u.Host),
 			"use https, or set allow_insecure_url where that field exists")
 	}
 }

@@ -122,6 +122,15 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
+// Quiesce waits until no step of any app is running and keeps every app
+// locked from then on: the daemon calls it before closing the store and
+// the audit log underneath the engine.
+func (e *Engine) Quiesce() {
+	for _, app := range e.order {
+		e.locks[app].Lock()
+	}
+}
+
 // Tick moves every app on as far as time allows: it resumes machine
 // steps, ends drain windows, sends reminders and starts due rotations.
 func (e *Engine) Tick(ctx context.Context) {

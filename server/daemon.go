@@ -201,6 +201,10 @@ func (d *Daemon) Ready() error { return d.web.ready.check(context.Background()) 
 // Run serves until ctx ends, then shuts down: in-flight calls finish,
 // deliveries flush, the audit log closes.
 func (d *Daemon) Run(ctx context.Context) error {
+	// A failed listener stops the whole daemon, engine included, so that
+	// systemd restarts it instead of leaving it half alive.
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
 	api := &socketAPI{engine: d.engine, log: d.log, ready: d.Ready,
 		testChannel: d.TestChannel}
 	srv := newServer(d.web.socketHandler(api.routes()), socketWriteTimeout, d.log)
@@ -217,11 +221,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	stopAll()
+	// In-flight steps run to their end (hooks and gates are bounded by
+	// their timeouts); the store and audit log close only after them.
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	srv.Shutdown(shutCtx)
 	d.web.shutdown(shutCtx)
 	<-engineDone
+	d.engine.Quiesce()
 	d.notify.Flush(shutCtx)
 	d.log.Info("keyturn daemon stopped")
 	if errors.Is(err, http.ErrServerClosed) {
@@ -229,6 +237,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, d.Close())
 }
+
+// shutdownGrace bounds how long a stopping daemon waits for calls in
+// flight; systemd's default stop timeout is 90 s.
+const shutdownGrace = 60 * time.Second
 
 // StartError is a reason the daemon cannot start, with what to do.
 type StartError struct {

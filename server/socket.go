@@ -22,7 +22,12 @@ func ListenSocket(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("socket folder: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, &StartError{Msg: fmt.Sprintf("%q is not a socket", path),
+				Hint: "point socket: in the config at a path of its own; keyturn never " +
+					"removes a file that is not a socket"}
+		}
 		c, err := net.DialTimeout("unix", path, 500*time.Millisecond)
 		if err == nil {
 			c.Close()
