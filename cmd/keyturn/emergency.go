@@ -139,6 +139,37 @@ type walker struct {
 	dash  string
 	start time.Time
 	in    *bufio.Reader
+	shown string // the last problem printed
+}
+
+// personStep handles the states in which a person, not time, moves the
+// rotation on: a rollback to resolve, or hand-managed consumers to move.
+// done means the walk ends here with the next command printed.
+func (w *walker) personStep(ctx context.Context, r *rotator.Rotation) (
+	next *rotator.Rotation, done bool) {
+	if r.Hold != "" {
+		w.say("rolled back: %s", r.Hold)
+		w.say("fix the consumers, then run: keyturn resume %s (or keyturn abort %s)",
+			w.app, w.app)
+		return nil, true
+	}
+	manual := r.State == rotator.StateDraining && r.Prompts[rotator.StateDraining] != nil &&
+		(r.Consumers == nil || !r.Consumers.Confirmed)
+	if !manual {
+		return nil, false
+	}
+	w.say("Move %s's consumers to the new secret %s by hand.", w.app, r.New.Fingerprint)
+	fmt.Fprint(w.e.stdout, "Press Enter once they use it: ")
+	if w.in == nil {
+		w.in = bufio.NewReader(w.e.stdin)
+	}
+	w.in.ReadString('\n')
+	next, err := w.cl.ConfirmUpdated(ctx, w.app)
+	if err != nil {
+		w.report(err)
+		return r, false
+	}
+	return next, false
 }
 
 func (w *walker) say(format string, args ...any) {
@@ -155,8 +186,21 @@ func (w *walker) walk(ctx context.Context, r *rotator.Rotation) error {
 			r, err = w.handOver(ctx, r)
 		case rotator.StateAwaitDelete:
 			r, err = w.revoke(ctx, r)
+		case rotator.StateStaged, rotator.StateDraining:
+			if next, done := w.personStep(ctx, r); done {
+				return nil
+			} else if next != nil {
+				r = next
+				continue
+			}
+			fallthrough
 		default:
-			w.say("keyturn is working (state %s)…", r.State)
+			if r.LastError != "" && r.LastError != w.shown {
+				w.shown = r.LastError
+				w.say("waiting: %s", r.LastError)
+			} else {
+				w.say("keyturn is working (state %s)…", r.State)
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
