@@ -47,6 +47,7 @@ func runCLI(t testing.TB, cred *syscall.Credential, stdin string, args ...string
 	}
 	suiteCanary.scan("keyturn "+strings.Join(args, " "),
 		[]byte(strings.Join(cmd.Args, " ")+"\n"+r.stdout+r.stderr))
+	raceReports.scan("keyturn "+strings.Join(args, " "), r.stderr)
 	return r
 }
 
@@ -114,7 +115,11 @@ func (p *proc) stop(sig syscall.Signal) {
 			<-p.done
 		}
 	}
-	p.once.Do(func() { suiteCanary.scan(p.name+" output", []byte(p.stderr.String())) })
+	p.once.Do(func() {
+		out := p.stderr.String()
+		suiteCanary.scan(p.name+" output", []byte(out))
+		raceReports.scan(p.name, out)
+	})
 }
 
 // wait waits for the process to exit by itself.
