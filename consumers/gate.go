@@ -91,7 +91,7 @@ func (r *Runner) runCheck(ctx context.Context, check checkFunc, n int) Check {
 	r.log.Log(ctx, level, "consumer gate check", logTry, n,
 		logOutcome, string(a.Outcome), logDuration, a.Duration,
 		logExitCode, a.ExitCode, logHTTPStatus, a.HTTPStatus,
-		logErr, a.Error, logOutput, out)
+		logErr, a.Error, logOutput, r.scrub(out))
 	return Check{At: at, OK: ok, Detail: detail}
 }
 

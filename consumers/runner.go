@@ -123,6 +123,10 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// OnAttempt receives every hook try and gate check as it ends.
 	OnAttempt func(Attempt)
+	// Scrub cleans command output and response bodies before they are
+	// logged; the rotator passes one that redacts the app's secrets, in
+	// case a hook prints the env file it reloads.
+	Scrub func(string) string
 }
 
 // Runner runs hooks and gates. It is safe for concurrent use.
@@ -132,12 +136,16 @@ type Runner struct {
 	clock     func() time.Time
 	sleep     func(ctx context.Context, d time.Duration) error
 	onAttempt func(Attempt)
+	scrub     func(string) string
 }
 
 // NewRunner returns a Runner with o's settings, filling in defaults.
 func NewRunner(o Options) *Runner {
 	r := &Runner{log: o.Logger, client: o.HTTPClient, clock: o.Clock,
-		sleep: o.Sleep, onAttempt: o.OnAttempt}
+		sleep: o.Sleep, onAttempt: o.OnAttempt, scrub: o.Scrub}
+	if r.scrub == nil {
+		r.scrub = func(s string) string { return s }
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -261,7 +269,7 @@ func (r *Runner) attempt(ctx context.Context, log *slog.Logger, name string, n i
 	log.Log(ctx, level, "consumer hook try", logHook, name, logTry, n,
 		logOutcome, string(a.Outcome), logDuration, a.Duration,
 		logExitCode, a.ExitCode, logHTTPStatus, a.HTTPStatus,
-		logErr, a.Error, logOutput, out)
+		logErr, a.Error, logOutput, r.scrub(out))
 	return a, err
 }
 

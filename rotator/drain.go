@@ -133,7 +133,7 @@ func (e *Engine) hookEvent(a *config.App, r *Rotation, action string) consumers.
 func (e *Engine) runner(a *config.App, r *Rotation) *consumers.Runner {
 	return consumers.NewRunner(consumers.Options{
 		Logger: e.log.With(logApp, a.Name, logRotationID, r.ID),
-		Clock:  e.deps.Clock, Sleep: e.deps.Sleep,
+		Clock:  e.deps.Clock, Sleep: e.deps.Sleep, Scrub: e.scrubber(a),
 		OnAttempt: func(at consumers.Attempt) {
 			rec := audit.Record{Kind: audit.KindRotationStep, App: a.Name,
 				ClientID: a.ClientID, RotationID: r.ID, Step: at.Kind + ":" + at.Name,
@@ -143,6 +143,20 @@ func (e *Engine) runner(a *config.App, r *Rotation) *consumers.Runner {
 				e.log.Error("audit hook attempt", logApp, a.Name, logErr, err)
 			}
 		}})
+}
+
+// scrubber redacts the app's tracked secrets from hook output, read once
+// when the runner is made.
+func (e *Engine) scrubber(a *config.App) func(string) string {
+	list, _ := e.deps.Backends[a.Name].List(context.Background())
+	var pairs []string
+	for _, s := range list {
+		if v := s.Value.Reveal(); len(v) >= 8 {
+			pairs = append(pairs, v, "[redacted "+string(s.Fingerprint)+"]")
+		}
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
 }
 
 func hookLines(res []consumers.HookResult) []string {

@@ -2,6 +2,11 @@ package rotator
 
 import (
 	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +127,38 @@ func TestRateLimitedStepWaitsForRetryAfter(t *testing.T) {
 
 func emulatorFaults429(after time.Duration) emulator.Faults {
 	return emulator.Faults{RateLimitNext: 1, RetryAfter: after}
+}
+
+// TestHookOutputScrubbed: a hook that prints the env file it reloads
+// does not put the secret in keyturn's log.
+func TestHookOutputScrubbed(t *testing.T) {
+	var logs strings.Builder
+	f := newFixture(t, nil)
+	f.app.Consumers = config.AppConsumers{Mode: "backend", Hooks: []config.Hook{{
+		Name: "chatty", Type: "exec", Timeout: config.Duration(5 * time.Second),
+		Command: []string{"/bin/sh", "-c", "cat \"$1\"; exit 1", "chatty",
+			filepath.Join(f.dir, "demo.env")}}}}
+	f.restart(f.emu.URL())
+	f.eng.log = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))
+	f.eng.Rotate(ctx, "demo", "", "alice")
+	_, v := f.newSecret()
+	f.eng.Submit(ctx, "demo", v, "alice")
+	out := logs.String()
+	if !strings.Contains(out, "SMARTCAR_CLIENT_SECRET=[redacted") {
+		t.Errorf("the hook's output is not in the log, redacted:\n%s", out)
+	}
+	if strings.Contains(out, v.Reveal()) || strings.Contains(out, f.oldSec) {
+		t.Error("a secret reached the log through a hook's output")
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
