@@ -202,10 +202,14 @@ func (w *web) healthz(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, map[string]bool{"alive": true})
 }
 
+// readyz answers without authentication, so it names only what is not
+// ready; the reason (addresses, paths, ARNs) goes to the log and to the
+// socket's /v1/ready.
 func (w *web) readyz(rw http.ResponseWriter, r *http.Request) {
 	if err := w.ready.check(r.Context()); err != nil {
-		writeJSON(rw, http.StatusServiceUnavailable, APIError{Error: err.Error(),
-			Code: "not_ready", Hint: "keyturn status shows each app's backend"})
+		w.log.Warn("not ready", "err", err)
+		writeJSON(rw, http.StatusServiceUnavailable, APIError{Error: "not ready",
+			Code: "not_ready", Hint: "keyturn status and the daemon's log say why"})
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]bool{"ready": true})

@@ -150,9 +150,22 @@ func TestReadyz(t *testing.T) {
 				h.web.ready.checkedAt = time.Time{} // forget the last answer
 			}
 			resp, body := h.get("/readyz", "")
-			if resp.StatusCode != tt.want || !strings.Contains(body, tt.wantText) {
-				t.Errorf("readyz = %d %s, want %d with %q", resp.StatusCode, body, tt.want,
-					tt.wantText)
+			if tt.want == http.StatusOK {
+				if resp.StatusCode != tt.want || !strings.Contains(body, tt.wantText) {
+					t.Errorf("readyz = %d %s, want 200 with %q", resp.StatusCode, body,
+						tt.wantText)
+				}
+				return
+			}
+			// Unauthenticated callers learn only that it is not ready; the
+			// reason stays in the log and on the socket.
+			if resp.StatusCode != tt.want || !strings.Contains(body, "not ready") ||
+				strings.Contains(body, tt.wantText) {
+				t.Errorf("readyz = %d %s, want 503 without the reason", resp.StatusCode, body)
+			}
+			if err := h.web.ready.check(t.Context()); err == nil ||
+				!strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("readiness reason = %v, want %q", err, tt.wantText)
 			}
 		})
 	}
