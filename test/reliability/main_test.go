@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,10 @@ func TestMain(m *testing.M) {
 		"github.com/keyturn/keyturn/cmd/keyturn")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build keyturn: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	if raceBuild && !builtWithRace(binary) {
+		fmt.Fprintln(os.Stderr, "keyturn was not built with -race")
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -96,4 +101,18 @@ func (r *reports) all() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.list...)
+}
+
+// builtWithRace reports whether the binary at path has the race detector.
+func builtWithRace(path string) bool {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "-race" && s.Value == "true" {
+			return true
+		}
+	}
+	return false
 }

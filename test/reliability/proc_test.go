@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// noRaceSleep stops a race-built keyturn from sleeping a second at exit,
+// which every CLI run would pay.
+const noRaceSleep = "GORACE=atexit_sleep_ms=0"
+
 // result is one CLI run.
 type result struct {
 	stdout, stderr string
@@ -31,7 +35,7 @@ func runCLI(t testing.TB, cred *syscall.Credential, stdin string, args ...string
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = append(os.Environ(), "KEYTURN_TEST_CRASH_AT=")
+	cmd.Env = append(os.Environ(), "KEYTURN_TEST_CRASH_AT=", noRaceSleep)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -83,7 +87,7 @@ func startDaemon(t testing.TB, name, cfg string, env ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, "daemon", "--config", cfg),
 		stderr: &lockedBuffer{}, done: make(chan struct{}), name: name}
-	p.cmd.Env = append(append(os.Environ(), "KEYTURN_TEST_CRASH_AT="), env...)
+	p.cmd.Env = append(append(os.Environ(), "KEYTURN_TEST_CRASH_AT=", noRaceSleep), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
