@@ -214,8 +214,9 @@ func TestCanaryEverySurface(t *testing.T) {
 // TestCanarySelftest proves the check can fail: it logs the canary the
 // way a careless line of code would and expects the checker to find it.
 // It also leaves the line in a log file for the suite-wide check, so the
-// package run fails, which is the point. Run it by hand: KEYTURN_CANARY_SELFTEST=1 go test -run
-// TestCanarySelftest ./test/reliability
+// package run fails, which is the point. Run it by hand:
+//
+//	KEYTURN_CANARY_SELFTEST=1 go test -run TestCanarySelftest ./test/reliability
 func TestCanarySelftest(t *testing.T) {
 	if os.Getenv("KEYTURN_CANARY_SELFTEST") != "1" {
 		t.Skip("set KEYTURN_CANARY_SELFTEST=1 to see the canary check fail on purpose")

@@ -1,6 +1,8 @@
 package reliability
 
 import (
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +111,80 @@ func describe(list []backends.Secret) string {
 		out = append(out, string(s.Stage)+"="+string(s.Fingerprint))
 	}
 	return strings.Join(out, ", ")
+}
+
+// TestFaultStoreRefuses puts a sealed Vault and a throttling AWS Secrets
+// Manager (an HTTP front that answers as they do) in the rotation's way
+// while it proves the old secret dead. The step parks with the store's
+// own words in last_error, each call is retried a bounded number of
+// times, and the rotation finishes by itself once the store answers.
+func TestFaultStoreRefuses(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		backend, words string
+		answer         func(http.ResponseWriter)
+	}{
+		{"vault", "sealed", sealedVault},
+		{"awssm", "ThrottlingException", throttledAWS},
+	} {
+		t.Run(c.backend, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, rigOptions{backend: c.backend, frontBackend: true})
+			r.start()
+			if res := r.kt("", "rotate", "demo"); res.code != 0 {
+				t.Fatalf("rotate: %v", res)
+			}
+			_, value := r.create("demo")
+			if res := r.kt(value+"\n", "submit", "demo"); res.code != 0 {
+				t.Fatalf("submit: %v", res)
+			}
+			poll(t, 30*time.Second, "await_delete", func() bool {
+				rot := r.mustStatus("demo").Rotation
+				return rot != nil && rot.State == "await_delete"
+			})
+
+			r.backendFront.set(c.answer)
+			r.emu.DeleteSecret(clientID("demo"), r.oldIDs["demo"])
+			res := r.kt("", "confirm-deleted", "demo")
+			if res.code != 1 || !strings.Contains(res.stderr, "retries on its own") ||
+				!strings.Contains(res.stderr, c.words) {
+				t.Fatalf("confirm-deleted while the store refuses: %v", res)
+			}
+			// Every status call lists the store too: count them, to bound
+			// the requests the front may see.
+			calls := 0
+			poll(t, 30*time.Second, "a second try", func() bool {
+				calls++
+				st := r.mustStatus("demo")
+				return st.Rotation != nil && strings.Contains(st.Rotation.LastError,
+					"(retry 2 at ")
+			})
+			st := r.mustStatus("demo")
+			calls++
+			if st.Rotation.State != "verify_revoked" ||
+				!strings.Contains(st.Rotation.LastError, c.words) ||
+				!strings.Contains(st.Error, c.words) {
+				t.Fatalf("status while the store refuses: %+v", st)
+			}
+			m := retryRE.FindStringSubmatch(st.Rotation.LastError)
+			tries, _ := strconv.Atoi(m[1])
+			hits := r.backendFront.set(nil)
+			// Each call is tried at most five times by the store's client:
+			// the status calls, the rotation's tries, and one more try
+			// that may have begun since status showed them.
+			if ops := calls + tries + 1; hits > 5*ops {
+				t.Errorf("the store saw %d requests for at most %d calls", hits, ops)
+			}
+			t.Logf("%s: %d requests refused for %d status calls and %d tries", c.backend,
+				hits, calls, tries)
+			poll(t, 30*time.Second, "the rotation to finish by itself", func() bool {
+				st, ok := r.status()
+				return ok && st["demo"].Rotation == nil
+			})
+			if list := r.list("demo"); len(list) != 1 || string(list[0].Fingerprint) != fp(value) {
+				t.Errorf("the store at the end: %s", describe(list))
+			}
+			checkProvenBeforeRetired(t, r.auditRecords(), fp(canarySecret))
+		})
+	}
 }

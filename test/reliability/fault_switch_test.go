@@ -73,6 +73,11 @@ func TestFaultEmulatorSwitches(t *testing.T) {
 			t.Fatalf("vend during the outage: %s, Retry-After %q", resp.Status,
 				resp.Header.Get("Retry-After"))
 		}
+		// KeyturnBrokerRefreshFailing fires on this series after 5 minutes.
+		failing := `keyturn_broker_refresh_failing{app="demo"} `
+		if m := r.scrape(addr); !strings.Contains(m, failing+"1") {
+			t.Errorf("metrics do not show the broker failing")
+		}
 		poll(t, 20*time.Second, "the broker to recover", func() bool {
 			return vend(t, addr, "demo", key).StatusCode == http.StatusOK
 		})
@@ -97,6 +102,9 @@ func TestFaultEmulatorSwitches(t *testing.T) {
 		poll(t, 10*time.Second, "the broker alert and its resolution", func() bool {
 			return len(r.rc.accepted(brokerFailing)) == 2
 		})
+		if m := r.scrape(addr); !strings.Contains(m, failing+"0") {
+			t.Errorf("metrics still show the broker failing")
+		}
 		alerts := r.rc.accepted(brokerFailing)
 		if alerts[0].Resolve || !alerts[1].Resolve {
 			t.Errorf("broker alerts: %+v, want one alert, then its resolution", alerts)

@@ -106,7 +106,7 @@ func TestFaultTokenProxy(t *testing.T) {
 	t.Parallel()
 	apps := []string{"app1", "app2", "app3"}
 	r := newRig(t, rigOptions{apps: apps, proxyToken: true, timeout: "1s"})
-	r.start()
+	d := r.start()
 	values := map[string]string{}
 	for _, app := range apps {
 		if res := r.kt("", "rotate", app); res.code != 0 {
@@ -127,6 +127,11 @@ func TestFaultTokenProxy(t *testing.T) {
 			!strings.Contains(rot.LastError, "verify the new secret") {
 			t.Fatalf("status of %s while Smartcar resets: %+v", app, rot)
 		}
+	}
+	// KeyturnRotationStepStuck fires on this series after an hour.
+	if m := r.scrape(d.httpAddr(t)); !strings.Contains(m,
+		`keyturn_rotation_state{app="app1",state="verify_new"} 1`) {
+		t.Errorf("metrics do not show app1 parked in verify_new")
 	}
 	w := watchRetries(r)
 	phases := []struct {

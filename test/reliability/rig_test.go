@@ -34,10 +34,13 @@ type rigOptions struct {
 	proxyToken, proxyBackend bool
 	// proxyHook puts one between the daemon and the webhook receiver.
 	proxyHook bool
-	timeout   string // smartcar timeout, default 2s
-	consumers string // the YAML of consumers:, if any
-	notify    string // more notify channels, as YAML list items
-	owners    string // the apps' owners, default [hook]
+	// frontBackend puts an HTTP fault front (faultFront) between the
+	// daemon and the Vault or AWS server.
+	frontBackend bool
+	timeout      string // smartcar timeout, default 2s
+	consumers    string // the YAML of consumers:, if any
+	notify       string // more notify channels, as YAML list items
+	owners       string // the apps' owners, default [hook]
 	// shared makes the folder and config readable by other users (the
 	// auth tests run the CLI as nobody); the state dir stays 0700.
 	shared bool
@@ -63,6 +66,8 @@ type rig struct {
 	// proxies are set when a fault proxy stands there.
 	tokenURL, backendAddr, hookURL      string
 	tokenProxy, backendProxy, hookProxy *faultProxy
+	backendFront                        *faultFront
+	vaultCA                             string // the CA file Vault clients trust
 	closed                              sync.Once
 }
 
@@ -139,6 +144,12 @@ func (r *rig) proxies() {
 		r.backendAddr = os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")
 	case "vault":
 		r.backendAddr = os.Getenv("VAULT_ADDR")
+	}
+	r.vaultCA = os.Getenv("VAULT_CACERT")
+	if r.o.frontBackend && r.backendAddr != "" {
+		r.backendFront = newFaultFront(r.t, r.dir, r.backendAddr)
+		r.backendAddr = r.backendFront.srv.URL
+		r.vaultCA = or(r.backendFront.caFile, r.vaultCA)
 	}
 	if r.o.proxyBackend && r.backendAddr != "" {
 		r.backendProxy = newFaultProxy(r.t, r.o.backend+"-"+r.id, hostPort(r.backendAddr))
@@ -217,8 +228,7 @@ func (r *rig) backendYAML(app string) string {
 			r.id, app)
 	case "vault":
 		return fmt.Sprintf("{type: vault, address: %q, mount: secret, path: "+
-			"keyturn-rel/%s/%s, ca_cert: %q}", r.backendAddr, r.id, app,
-			os.Getenv("VAULT_CACERT"))
+			"keyturn-rel/%s/%s, ca_cert: %q}", r.backendAddr, r.id, app, r.vaultCA)
 	}
 	return fmt.Sprintf("{type: env, file: %s/%s.env}", r.dir, app)
 }
@@ -264,6 +274,7 @@ func (r *rig) backend(app string) backends.Backend {
 		}
 		if r.o.backend == "vault" {
 			a.Backend.Address = os.Getenv("VAULT_ADDR")
+			a.Backend.CACert = os.Getenv("VAULT_CACERT")
 		}
 		be, err := server.OpenBackend(context.Background(), cfg, a, nil)
 		if err != nil {
