@@ -108,8 +108,8 @@ func FuzzSocketAPI(f *testing.F) {
 	f.Add(uint8(0), "demo", []byte(`{"reason":"fuzz"}`), false)
 	f.Add(uint8(2), "demo", []byte(``), true)
 	f.Add(uint8(3), "demo", []byte(`{"revoke_first":true,"drain":true}`), false)
-	f.Add(uint8(3), "demo", []byte(`{"secret_fingerprint":"fp_00","since":"2026-01-02T03:04:05Z"}`),
-		true)
+	f.Add(uint8(3), "demo",
+		[]byte(`{"secret_fingerprint":"fp_00","since":"2026-01-02T03:04:05Z"}`), true)
 	f.Add(uint8(4), "demo", []byte(`{}`), true)
 	f.Add(uint8(1), "nope", []byte(`{"secret": 1}`), false)
 	f.Add(uint8(8), "de%2Fmo", []byte(nil), false)
