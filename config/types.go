@@ -2,19 +2,19 @@ package config
 
 // Config is keyturn's whole configuration.
 type Config struct {
-	StateDir  string     `yaml:"state_dir"`
-	Socket    string     `yaml:"socket"`
-	Listen    string     `yaml:"listen"`
-	TLS       TLS        `yaml:"tls"`
+	StateDir string `yaml:"state_dir"`
+	Socket   string `yaml:"socket"`
+	Listen   string `yaml:"listen"`
+	TLS      TLS    `yaml:"tls"`
 	// AllowInsecureListen permits a non-loopback listen address without
 	// TLS, for when a service mesh or proxy encrypts the traffic.
-	AllowInsecureListen bool `yaml:"allow_insecure_listen"`
-	Log       Log        `yaml:"log"`
-	Audit     Audit      `yaml:"audit"`
-	Smartcar  Smartcar   `yaml:"smartcar"`
-	Notify    []Channel  `yaml:"notify"`
-	Consumers []Consumer `yaml:"consumers"`
-	Apps      []App      `yaml:"apps"`
+	AllowInsecureListen bool       `yaml:"allow_insecure_listen"`
+	Log                 Log        `yaml:"log"`
+	Audit               Audit      `yaml:"audit"`
+	Smartcar            Smartcar   `yaml:"smartcar"`
+	Notify              []Channel  `yaml:"notify"`
+	Consumers           []Consumer `yaml:"consumers"`
+	Apps                []App      `yaml:"apps"`
 
 	// File is where the config was read from; not a YAML field.
 	File string `yaml:"-"`
