@@ -1,13 +1,18 @@
 package env
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/keyturn/keyturn/backends"
 	"github.com/keyturn/keyturn/backends/conformance"
+	"github.com/keyturn/keyturn/secret"
 )
 
 func harness() conformance.Harness {
@@ -121,4 +126,51 @@ func FuzzParseEnv(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRollbackFinishesAfterCrash replays a rollback that crashed between
+// the env file's rewrite and the last state save: calling Rollback again
+// must finish the bookkeeping, not leave the old secret listed twice
+// with its age reset to the file's mtime.
+func TestRollbackFinishesAfterCrash(t *testing.T) {
+	ctx := t.Context()
+	b := harness().New(t).(*Backend)
+	created := time.Date(2026, 9, 1, 10, 0, 0, 0, time.UTC)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("Init", b.Init(ctx, conformance.First, created))
+	must("WritePending", b.WritePending(ctx, "r1", conformance.Second, created.Add(time.Hour)))
+	must("Promote", b.Promote(ctx, "r1", conformance.Second.Fingerprint()))
+
+	// The first half of Rollback, as it stood at the crash.
+	ef, st, err := b.load()
+	must("load", err)
+	cur, _ := b.current(ef, st)
+	cur.RotationID = "r1"
+	st.Pending = toEntry(cur, true)
+	must("saveState", b.saveState(st))
+	must("saveEnv", b.saveEnv(ef, secret.New(st.Previous.Value)))
+
+	b2 := harness().Reopen(t, b)
+	must("Rollback after the crash", b2.Rollback(ctx, "r1", conformance.Second.Fingerprint()))
+	list, err := b2.List(ctx)
+	must("List", err)
+	var got []string
+	for _, s := range list {
+		got = append(got, fmt.Sprintf("%s %s %s", s.Stage, s.Fingerprint,
+			s.CreatedAt.Format(time.RFC3339)))
+	}
+	want := []string{
+		fmt.Sprintf("current %s %s", conformance.First.Fingerprint(),
+			created.Format(time.RFC3339)),
+		fmt.Sprintf("pending %s %s", conformance.Second.Fingerprint(),
+			created.Add(time.Hour).Format(time.RFC3339)),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("secrets after the finished rollback (-want +got):\n%s", diff)
+	}
 }

@@ -156,6 +156,13 @@ func (b *Backend) Rollback(ctx context.Context, rotationID string,
 	}
 	cur, hasCur := b.current(ef, st)
 	if st.Pending != nil && st.Pending.Fingerprint == fp && (!hasCur || cur.Fingerprint != fp) {
+		if hasCur && st.Previous != nil && st.Previous.Fingerprint == cur.Fingerprint {
+			// Crashed after the env rewrite: finish the bookkeeping.
+			prev := st.Previous
+			prev.Value = ""
+			st.Current, st.Previous = prev, nil
+			return b.saveState(st)
+		}
 		return nil
 	}
 	if !hasCur || cur.Fingerprint != fp || st.Previous == nil {
