@@ -311,8 +311,11 @@ func (e *Engine) Resume(ctx context.Context, app, actor string) (*Rotation, erro
 		r.New.Fingerprint); err != nil {
 		return r, err
 	}
+	// The secret waited pending, perhaps for hours: prove it again before
+	// it is current, as any promotion is.
 	r.Hold, r.Consumers = "", nil
-	if err := e.deps.Store.Put(r); err != nil {
+	if err := e.transition(ctx, a, r, StateVerifyNew, actor,
+		"resumed after a rollback"); err != nil {
 		return r, err
 	}
 	return r, e.advance(ctx, a, r)

@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/keyturn/keyturn/config"
 	"github.com/keyturn/keyturn/consumers"
 	"github.com/keyturn/keyturn/notify"
+	"github.com/keyturn/keyturn/smartcar"
 )
 
 // ConsumerStep is the progress of the draining state: consumers moving
@@ -73,7 +75,61 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 		}
 		cs.GatePassed = true
 	}
-	return e.enterWait(ctx, a, r, StateAwaitDelete, "consumers moved to the new secret")
+	return e.drained(ctx, a, r, "consumers moved to the new secret")
+}
+
+// drained ends the drain with the delete prompt or, when the old secret
+// was revoked first, with its removal.
+func (e *Engine) drained(ctx context.Context, a *config.App, r *Rotation,
+	detail string) error {
+	if !r.RevokedAt.IsZero() {
+		return e.transition(ctx, a, r, StateRetired, "", detail+
+			"; the old secret was proven revoked before")
+	}
+	return e.enterWait(ctx, a, r, StateAwaitDelete, detail)
+}
+
+// rollbackBlocked says why the old secret cannot be current again, or ""
+// when it can: it must still get a token, or the rollback would put a
+// dead secret in front of every consumer.
+func (e *Engine) rollbackBlocked(ctx context.Context, a *config.App,
+	r *Rotation) (string, error) {
+	if !r.RevokedAt.IsZero() {
+		return "the old secret was already proven revoked", nil
+	}
+	old, found, err := e.findSecret(ctx, a, r.Old.Fingerprint)
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return "the backend no longer holds the old secret", nil
+	}
+	_, err = e.tokenRequest(ctx, a, r, old, audit.PurposeCheck)
+	switch {
+	case err == nil:
+		return "", nil
+	case isRefusal(err):
+		return "the old secret no longer gets tokens (" + smartcar.Class(err) +
+			"): it was deleted in the Dashboard", nil
+	}
+	return "", err
+}
+
+// forwardOnly goes on with a rotation whose hooks or gate failed but
+// which cannot roll back, and tells everyone the consumers need a hand.
+func (e *Engine) forwardOnly(ctx context.Context, a *config.App, r *Rotation,
+	why, blocked string) error {
+	r.LastError = why + "; no rollback: " + blocked
+	e.log.Error("rotation cannot roll back", logApp, a.Name, logRotationID, r.ID,
+		"why", why, "blocked", blocked)
+	ev := e.event(a, r, notify.KindRotationFailed)
+	ev.Severity = notify.SeverityCritical
+	ev.Detail = fmt.Sprintf("%s. keyturn cannot roll back, because %s, so %s stays "+
+		"current: check the consumers now.", why, blocked, r.New.Fingerprint)
+	ev.Command = "keyturn status"
+	e.send(ctx, e.channels(a, r, true), ev)
+	return e.drained(ctx, a, r, "consumers not proven moved ("+why+"); no rollback: "+
+		blocked)
 }
 
 // rollBack makes the previous secret current again. The refused new
@@ -84,6 +140,16 @@ func (e *Engine) drain(ctx context.Context, a *config.App, r *Rotation) error {
 func (e *Engine) rollBack(ctx context.Context, a *config.App, r *Rotation,
 	why string) error {
 	if r.Hold == "" {
+		blocked, err := e.rollbackBlocked(ctx, a, r)
+		if errors.Is(err, ErrAuditFailed) {
+			return err
+		}
+		if err != nil {
+			return e.retryLater(ctx, r, "check the old secret before a rollback", err)
+		}
+		if blocked != "" {
+			return e.forwardOnly(ctx, a, r, why, blocked)
+		}
 		r.Hold, r.LastError = why, why
 		if err := e.deps.Store.Put(r); err != nil {
 			return err

@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -48,12 +49,17 @@ func (e *Engine) Emergency(ctx context.Context, app string,
 		return r, errorf(ErrRotationRunning, nextStep(a.Name, r),
 			"%s: emergency rotation %s is already running (state %s)", a.Name, r.ID, r.State)
 	}
-	comp, err := e.compromised(ctx, a, o.Secret)
+	comp, stage, err := e.compromised(ctx, a, o.Secret)
 	if err != nil {
 		return nil, err
 	}
 	info := &EmergencyInfo{Compromised: comp, RevokeFirst: o.RevokeFirst, Drain: o.Drain,
-		Since: o.Since}
+		Since: o.Since, StartedAt: e.now()}
+	if r == nil && stage == backends.StagePrevious {
+		// Only a running rotation keeps a previous secret on purpose; one
+		// left outside any (an adopted AWSPREVIOUS) just has to die.
+		info.Previous, info.RevokeFirst = true, false
+	}
 	if info.Since.IsZero() {
 		info.Since = comp.CreatedAt
 	}
@@ -64,22 +70,22 @@ func (e *Engine) Emergency(ctx context.Context, app string,
 }
 
 // compromised finds the named secret (default: current) among those the
-// backend tracks.
+// backend tracks, with its stage.
 func (e *Engine) compromised(ctx context.Context, a *config.App,
-	fp secret.Fingerprint) (SecretInfo, error) {
+	fp secret.Fingerprint) (SecretInfo, backends.Stage, error) {
 	list, err := e.deps.Backends[a.Name].List(ctx)
 	if err != nil {
-		return SecretInfo{}, fmt.Errorf("%s: list secrets: %w", a.Name, err)
+		return SecretInfo{}, "", fmt.Errorf("%s: list secrets: %w", a.Name, err)
 	}
 	for _, s := range list {
 		if (fp == "" && s.Stage == backends.StageCurrent) || (fp != "" && s.Fingerprint == fp) {
 			if s.Stage == backends.StagePending {
 				break
 			}
-			return SecretInfo{s.Fingerprint, s.CreatedAt}, nil
+			return SecretInfo{s.Fingerprint, s.CreatedAt}, s.Stage, nil
 		}
 	}
-	return SecretInfo{}, errorf(ErrUnknownSecret, "keyturn status lists the app's "+
+	return SecretInfo{}, "", errorf(ErrUnknownSecret, "keyturn status lists the app's "+
 		"secrets by fingerprint", "%s: keyturn tracks no current or previous secret %q",
 		a.Name, fp)
 }
@@ -178,15 +184,19 @@ func (e *Engine) pendingFollowUp(ctx context.Context, a *config.App) (bool, erro
 	}
 	info := &EmergencyInfo{Compromised: SecretInfo{cur.Fingerprint, cur.CreatedAt},
 		Drain: prev.Emergency.Drain, Since: prev.Emergency.Since}
-	if _, err := e.startEmergency(ctx, a, info, "keyturn (follow-up of "+prev.ID+")"); err != nil {
-		return false, err
+	info.StartedAt = e.now()
+	r, startErr := e.startEmergency(ctx, a, info, "keyturn (follow-up of "+prev.ID+")")
+	if r == nil {
+		return false, startErr
 	}
+	// Saved is started: a failure in its first steps is retried as the
+	// rotation's own, and must not start a second follow-up.
 	st, err = e.deps.Store.AppState(a.Name)
 	if err != nil {
 		return true, err
 	}
 	st.FollowUpOf = ""
-	return true, e.deps.Store.PutAppState(a.Name, st)
+	return true, errors.Join(startErr, e.deps.Store.PutAppState(a.Name, st))
 }
 
 // checkWindows sends a notice when a residual token window closes.

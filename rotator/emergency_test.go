@@ -186,6 +186,22 @@ func TestEmergencyForLeakedNewSecretFollowsUp(t *testing.T) {
 		next.State != StateAwaitNew {
 		t.Fatalf("follow-up emergency: %+v", next)
 	}
+	// The first rotation revoked the routine's old secret, not the leaked
+	// one: no residual window may say the leaked secret's tokens expire.
+	data, err := os.ReadFile(filepath.Join(f.dir, "audit", "incident-"+r.ID+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inc Incident
+	if err := json.Unmarshal(data, &inc); err != nil {
+		t.Fatal(err)
+	}
+	if !inc.Timeline.RevocationProof.IsZero() || !inc.Timeline.WindowEnds.IsZero() {
+		t.Errorf("the first report claims the leaked secret revoked: %+v", inc.Timeline)
+	}
+	if st, _ := f.store.AppState("demo"); len(st.Windows) != 0 {
+		t.Errorf("residual windows opened for a live secret: %+v", st.Windows)
+	}
 }
 
 // BenchmarkEmergencyOverhead measures the playbook's machine time: the

@@ -35,6 +35,8 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 type events struct {
 	mu  sync.Mutex
 	got []sent
+	// critical counts the critical events by kind.
+	critical map[notify.Kind]int
 }
 
 type sent struct {
@@ -49,6 +51,12 @@ func (ev *events) Send(_ context.Context, chs []string, e notify.Event) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	ev.got = append(ev.got, sent{chs, e.Kind, e.State, e.Reminder, e.Resolve})
+	if e.EffectiveSeverity() == notify.SeverityCritical {
+		if ev.critical == nil {
+			ev.critical = map[notify.Kind]int{}
+		}
+		ev.critical[e.Kind]++
+	}
 }
 
 func (ev *events) take() []sent {

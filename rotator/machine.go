@@ -84,6 +84,10 @@ func (e *Engine) advance(ctx context.Context, a *config.App, r *Rotation) error 
 func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 	switch r.State {
 	case StateDue:
+		if r.Emergency != nil && r.Emergency.Previous {
+			return e.enterWait(ctx, a, r, StateAwaitDelete, "the compromised secret is "+
+				"the previous one: nothing replaces it, it only has to be deleted")
+		}
 		if r.revokeFirst() {
 			return e.enterWait(ctx, a, r, StateAwaitDelete, "revoke first: delete the "+
 				"compromised secret before a new one exists")
@@ -99,10 +103,8 @@ func (e *Engine) step(ctx context.Context, a *config.App, r *Rotation) error {
 		}
 		return e.promote(ctx, a, r)
 	case StatePromoted:
-		if r.revokeFirst() {
-			return e.transition(ctx, a, r, StateRetired, "",
-				"the compromised secret was revoked before promotion")
-		}
+		// Revoke-first consumers are down until they move, so they are
+		// moved too; only the rollback is impossible (see drain).
 		return e.startDrain(ctx, a, r)
 	case StateDraining:
 		return e.drain(ctx, a, r)
@@ -135,6 +137,8 @@ func (e *Engine) verifyNew(ctx context.Context, a *config.App, r *Rotation) erro
 	be := e.deps.Backends[a.Name]
 	p, err := be.Get(ctx, backends.StagePending)
 	if errors.Is(err, backends.ErrNotFound) || (err == nil && p.RotationID != r.ID) {
+		// Forget it, or a later step would take it for a promoted secret.
+		r.New = SecretInfo{}
 		r.LastError = "the handed-over secret is no longer pending; hand it over again"
 		return e.enterWait(ctx, a, r, StateAwaitNew, "pending secret missing")
 	}
@@ -197,18 +201,11 @@ func (e *Engine) startDrain(ctx context.Context, a *config.App, r *Rotation) err
 		wait = a.Consumers.Propagation.D()
 	}
 	r.DrainUntil, r.Consumers = e.now().Add(wait), &ConsumerStep{}
-	if err := e.transition(ctx, a, r, StateDraining, "",
-		fmt.Sprintf("consumers mode %s, window %s", a.Consumers.Mode, wait)); err != nil {
-		return err
-	}
+	detail := fmt.Sprintf("consumers mode %s, window %s", a.Consumers.Mode, wait)
 	if a.Consumers.Mode == "manual" {
-		r.Prompts[StateDraining] = &PromptState{FirstAt: e.now(), LastAt: e.now()}
-		if err := e.deps.Store.Put(r); err != nil {
-			return err
-		}
-		e.prompt(ctx, a, r, StateDraining, 0, r.Kind == KindEmergency)
+		return e.enterWait(ctx, a, r, StateDraining, detail)
 	}
-	return nil
+	return e.transition(ctx, a, r, StateDraining, "", detail)
 }
 
 func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) error {
@@ -256,8 +253,17 @@ func (e *Engine) verifyRevoked(ctx context.Context, a *config.App, r *Rotation) 
 // or, when it was revoked first, to ask for the new secret.
 func (e *Engine) afterRevoked(ctx context.Context, a *config.App, r *Rotation,
 	detail string) error {
-	if r.revokeFirst() && r.New.Fingerprint == "" {
-		return e.enterWait(ctx, a, r, StateAwaitNew, detail)
+	if r.revokeFirst() {
+		// Ask for the new secret unless one was promoted already: a
+		// recorded New alone proves nothing, the backend's current does.
+		cur, err := e.deps.Backends[a.Name].Get(ctx, backends.StageCurrent)
+		if err != nil {
+			return e.retryLater(ctx, r, "read the current secret", err)
+		}
+		if cur.Fingerprint == r.Old.Fingerprint {
+			r.New = SecretInfo{}
+			return e.enterWait(ctx, a, r, StateAwaitNew, detail)
+		}
 	}
 	return e.transition(ctx, a, r, StateRetired, "", detail)
 }

@@ -22,7 +22,10 @@ type Incident struct {
 	Compromised SecretInfo `json:"compromised"`
 	Replacement SecretInfo `json:"replacement"`
 	RevokeFirst bool       `json:"revoke_first"`
-	Timeline    Timeline   `json:"timeline"`
+	// FollowUp is set when the compromised secret is still current: a
+	// second emergency, started at the end of this one, revokes it.
+	FollowUp bool     `json:"follow_up,omitempty"`
+	Timeline Timeline `json:"timeline"`
 	// SecondsToRevocation is from start to the invalid_client answer.
 	SecondsToRevocation float64            `json:"seconds_to_revocation"`
 	Review              audit.ReviewReport `json:"review"`
@@ -55,16 +58,27 @@ func (r *Rotation) firstMark(s State) time.Time {
 func (e *Engine) closeEmergency(ctx context.Context, a *config.App, r *Rotation,
 	st *AppState) error {
 	em := r.Emergency
-	if !r.RevokedAt.IsZero() {
-		em.WindowEndsAt = r.RevokedAt.Add(ResidualWindow)
+	started := em.StartedAt
+	if started.IsZero() {
+		started = r.StartedAt
+	}
+	// A follow-up's rotation revoked the routine rotation's old secret,
+	// not the compromised one: the follow-up revokes that and opens its
+	// window.
+	revoked := r.RevokedAt
+	if em.FollowUp {
+		revoked = time.Time{}
+	}
+	if !revoked.IsZero() {
+		em.WindowEndsAt = revoked.Add(ResidualWindow)
 	}
 	inc := Incident{RotationID: r.ID, App: a.Name, ClientID: a.ClientID,
 		Compromised: em.Compromised, Replacement: r.New, RevokeFirst: em.RevokeFirst,
-		Timeline: Timeline{Started: r.StartedAt, NewVerified: r.firstMark(StateStaged),
+		FollowUp: em.FollowUp, Timeline: Timeline{Started: started, NewVerified: r.firstMark(StateStaged),
 			Promoted: r.firstMark(StatePromoted), DeleteConfirmed: r.lastMark(StateVerifyRevoked),
-			RevocationProof: r.RevokedAt, WindowEnds: em.WindowEndsAt, Ended: e.now()}}
-	if !r.RevokedAt.IsZero() {
-		inc.SecondsToRevocation = r.RevokedAt.Sub(r.StartedAt).Seconds()
+			RevocationProof: revoked, WindowEnds: em.WindowEndsAt, Ended: e.now()}}
+	if !revoked.IsZero() {
+		inc.SecondsToRevocation = revoked.Sub(started).Seconds()
 	}
 	if e.deps.AuditDir != "" {
 		rep, err := audit.Review(e.deps.AuditDir, audit.ReviewQuery{App: a.Name,
@@ -142,9 +156,15 @@ func incidentMarkdown(inc Incident) string {
 		{"residual token window ends", ts(tl.WindowEnds)}, {"ended", ts(tl.Ended)}} {
 		fmt.Fprintf(&b, "| %s | %s |\n", row[0], row[1])
 	}
-	fmt.Fprintf(&b, "\nTime from start to proven revocation: %.0f s. Tokens minted with "+
-		"the compromised secret cannot be revoked and stay valid until %s.\n\n",
-		inc.SecondsToRevocation, ts(tl.WindowEnds))
+	if inc.FollowUp {
+		fmt.Fprintf(&b, "\nThe compromised secret was the new secret of a routine "+
+			"rotation and is still current: this run retired that rotation's old "+
+			"secret, and a follow-up emergency revokes the compromised one.\n\n")
+	} else {
+		fmt.Fprintf(&b, "\nTime from start to proven revocation: %.0f s. Tokens minted "+
+			"with the compromised secret cannot be revoked and stay valid until %s.\n\n",
+			inc.SecondsToRevocation, ts(tl.WindowEnds))
+	}
 	fmt.Fprintf(&b, "## Every token request made with the compromised secret\n\n")
 	fmt.Fprintf(&b, "Callers first seen after %s are marked NEW.\n\n```\n",
 		ts(inc.Review.Since))

@@ -89,6 +89,12 @@ type EmergencyInfo struct {
 	// Compromised is the leaked secret; it is Old once the rotation runs.
 	Compromised SecretInfo `json:"compromised"`
 	RevokeFirst bool       `json:"revoke_first,omitempty"`
+	// Previous is set when the compromised secret is the backend's
+	// previous one: nothing replaces it, it only has to be proven dead.
+	Previous bool `json:"previous,omitempty"`
+	// StartedAt is when the emergency began, later than the rotation's
+	// start when it took over a routine one.
+	StartedAt time.Time `json:"started_at,omitzero"`
 	// Drain keeps the consumer drain, which emergencies skip by default.
 	Drain bool `json:"drain,omitempty"`
 	// Since bounds the audit review; default the compromised secret's
