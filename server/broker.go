@@ -225,11 +225,11 @@ func (b *broker) auditRequest(ctx context.Context, a *config.App, s backends.Sec
 	rec := audit.Record{Kind: audit.KindTokenRequest, App: a.Name, ClientID: a.ClientID,
 		SecretFP: string(s.Fingerprint), SecretStage: string(s.Stage),
 		Purpose: audit.PurposeBroker, Actor: "keyturn", Outcome: "ok",
-		ErrorClass: smartcar.Class(err), HTTPStatus: tok.Status, LatencyMS: ms(tok.Latency)}
+		HTTPStatus: tok.Status, LatencyMS: ms(tok.Latency)}
 	if err == nil {
 		rec.TokenFP = string(tok.Fingerprint())
 	} else {
-		rec.Outcome = "failed"
+		rec.Outcome, rec.ErrorClass = "failed", smartcar.Class(err)
 		var re *smartcar.RequestError
 		if errors.As(err, &re) {
 			rec.HTTPStatus, rec.LatencyMS = re.Status, ms(re.Latency)

@@ -75,8 +75,13 @@ func TestColdStampedeMakesOneUpstreamRequest(t *testing.T) {
 			t.Fatalf("request %d: %d %s", i, codes[i], bodies[i])
 		}
 	}
-	if got := len(h.audit.kind(audit.KindTokenRequest)); got != 1 {
-		t.Errorf("token_request records = %d, want 1", got)
+	reqs := h.audit.kind(audit.KindTokenRequest)
+	if len(reqs) != 1 {
+		t.Errorf("token_request records = %d, want 1", len(reqs))
+	} else if r := reqs[0]; r.Outcome != "ok" || r.ErrorClass != "" {
+		// A success carries no error class, as the rotator's requests do.
+		t.Errorf("token_request outcome %q, error class %q; want ok and none",
+			r.Outcome, r.ErrorClass)
 	}
 	vends := h.audit.kind(audit.KindBrokerVend)
 	if len(vends) != n {
